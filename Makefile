@@ -1,0 +1,60 @@
+# The course's two everyday commands are `make book` and `make test`.
+# Both create .venv and install what is needed when it is missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
+# make notebooks NB=chapters/01-initial-value-problems.ipynb re-executes one notebook.
+NB ?= $(NOTEBOOKS)
+JOBS ?= 2
+
+.PHONY: help venv book test lint format notebooks nbval benchmarks clean
+
+help:
+	@echo "make book       build the HTML book (executes every notebook) into _build/html"
+	@echo "make test       ruff, package tests, notebook checks and nbval"
+	@echo "make notebooks  re-execute notebooks in place (NB=path for one)"
+	@echo "make benchmarks run the benchmark scripts and print their tables"
+	@echo "make format     ruff format and ruff check --fix"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+book: $(STAMP)
+	rm -rf _build/html _build/jupyter_execute _build/.doctrees
+	$(BIN)/jupyter-book build . --builder html -W --keep-going
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint $(STAMP)
+	$(BIN)/python -m pytest -x -n $(JOBS) tests
+	$(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
+
+notebooks: $(STAMP)
+	$(BIN)/jupyter-execute --inplace --timeout=600 $(NB)
+
+benchmarks: $(STAMP)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf _build

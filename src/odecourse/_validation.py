@@ -1,0 +1,109 @@
+"""Argument checks shared by the public functions.
+
+Each helper checks one value and returns it (converted where that is the
+point of the check), so a public function validates at its boundary in a
+single line per argument.  Messages name the argument, quote what was
+received and say what would be accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "check_callable",
+    "check_choice",
+    "check_finite_array",
+    "check_int",
+    "check_positive",
+    "check_real",
+    "check_t_span",
+]
+
+
+def check_callable(name: str, value: Any) -> Callable:
+    """Return ``value`` if it is callable, else raise ``TypeError``."""
+    if not callable(value):
+        raise TypeError(f"`{name}` must be callable; got {type(value).__name__} {value!r:.60}.")
+    return value
+
+
+def check_real(name: str, value: Any, *, finite: bool = True) -> float:
+    """Return ``value`` as a float; reject non-numbers, booleans and non-finite values."""
+    if isinstance(value, bool) or not isinstance(value, Real | np.floating | np.integer):
+        raise TypeError(
+            f"`{name}` must be a real number; got {type(value).__name__} {value!r:.60}."
+        )
+    value = float(value)
+    if finite and not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite; got {value}.")
+    return value
+
+
+def check_positive(
+    name: str, value: Any, *, allow_inf: bool = False, allow_zero: bool = False
+) -> float:
+    """Return ``value`` as a float if it is positive (or zero when ``allow_zero``)."""
+    value = check_real(name, value, finite=not allow_inf)
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"`{name}` must be {bound}; got {value}.")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer no smaller than ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"`{name}` must be an integer; got {type(value).__name__} {value!r:.60}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value}.")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Any) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in sorted(choices, key=str))
+        raise ValueError(f"`{name}` must be one of {listed}; got {value!r}.")
+    return value
+
+
+def check_finite_array(
+    name: str, value: Any, *, ndim: int | tuple[int, ...] | None = None
+) -> np.ndarray:
+    """Return ``value`` as a float64 array, checking that it is finite and of the given rank."""
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be an array of real numbers; got {value!r:.60}.") from exc
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if array.ndim not in allowed:
+            raise ValueError(
+                f"`{name}` must have {' or '.join(map(str, allowed))} dimension(s); "
+                f"got shape {array.shape}."
+            )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"`{name}` must contain only finite values; got {array!r:.80}.")
+    return array
+
+
+def check_t_span(name: str, value: Any, *, allow_reversed: bool = True) -> tuple[float, float]:
+    """Return ``(t0, t1)`` as floats; the interval must be non-empty and finite."""
+    try:
+        t0, t1 = value
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{name}` must be a pair (t0, t1); got {value!r:.60}.") from exc
+    t0 = check_real(f"{name}[0]", t0)
+    t1 = check_real(f"{name}[1]", t1)
+    if t0 == t1:
+        raise ValueError(f"`{name}` must be a non-empty interval; got ({t0}, {t1}).")
+    if t1 < t0 and not allow_reversed:
+        raise ValueError(f"`{name}` must be increasing (t0 < t1); got ({t0}, {t1}).")
+    return t0, t1
