@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction as F
 
 import numpy as np
@@ -163,7 +164,7 @@ def test_explicit_regions_shrink_with_order():
         real_axis[absolute_stability_mask(adams_bashforth(p), real_axis)].min() for p in range(1, 5)
     ]
     assert lengths[0] == pytest.approx(-2.0, abs=2e-3)
-    assert all(a < b for a, b in zip(lengths, lengths[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(lengths))
 
 
 @pytest.mark.parametrize(

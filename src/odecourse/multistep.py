@@ -370,9 +370,10 @@ def get_multistep_method(name: str) -> LinearMultistepMethod:
 
 # --- absolute stability ------------------------------------------------------------------
 def boundary_locus(method: LinearMultistepMethod, n_points: int = 721) -> np.ndarray:
-    r"""Points :math:`z(\theta) = \rho(e^{i\theta}) / \sigma(e^{i\theta})`, :math:`0 \le \theta < 2\pi`.
+    r"""The boundary locus :math:`z(\theta) = \rho(e^{i\theta}) / \sigma(e^{i\theta})`.
 
-    The boundary of the region of absolute stability is contained in this curve: on it,
+    Sampled at ``n_points`` angles :math:`0 \le \theta \le 2\pi`.  The boundary of the
+    region of absolute stability is contained in this curve: on it,
     :math:`\rho(\zeta) - z \sigma(\zeta)` has a root of modulus one.  Points where
     :math:`\sigma(e^{i\theta}) = 0` are returned as ``nan``.
 
