@@ -1,0 +1,161 @@
+"""The generic multistep integrator: orders, correctors, start-up and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from odecourse.multistep import LinearMultistepMethod, get_multistep_method
+from odecourse.multistep_solver import NewtonConvergenceError, multistep_solve
+
+
+def observed_order(h, errors):
+    return np.polyfit(np.log(h), np.log(errors), 1)[0]
+
+
+def oscillator(t, y):
+    return np.array([y[1], -y[0]])
+
+
+def oscillator_exact(t):
+    return np.array([np.cos(t), -np.sin(t)])
+
+
+def oscillator_jacobian(t, y):
+    return np.array([[0.0, 1.0], [-1.0, 0.0]])
+
+
+Y0 = np.array([1.0, 0.0])
+T1 = 4.0
+STEPS = np.array([0.1, 0.05, 0.025, 0.0125])
+
+CASES = (
+    [(f"AB{p}", "newton") for p in range(1, 6)]
+    + [(f"AM{p}", "newton") for p in range(1, 6)]
+    + [(f"AM{p}", "pece") for p in range(2, 6)]
+    + [(f"BDF{p}", "newton") for p in range(1, 7)]
+)
+
+
+@pytest.mark.parametrize(("name", "corrector"), CASES)
+def test_observed_order_matches_theory(name, corrector):
+    method = get_multistep_method(name)
+    errors = []
+    for h in STEPS:
+        solution = multistep_solve(oscillator, (0.0, T1), Y0, h, method, corrector=corrector)
+        errors.append(np.max(np.abs(solution.y[-1] - oscillator_exact(T1))))
+    assert observed_order(STEPS, errors) == pytest.approx(method.computed_order(), abs=0.2)
+
+
+def test_the_grid_is_uniform_and_ends_at_t1():
+    solution = multistep_solve(oscillator, (0.0, 1.0), Y0, 0.3, get_multistep_method("AB2"))
+    assert solution.t[0] == 0.0 and solution.t[-1] == 1.0
+    assert np.allclose(np.diff(solution.t), 0.25)
+    assert solution.h == pytest.approx(0.25)
+
+
+def test_backward_integration_returns_to_the_start():
+    method = get_multistep_method("AB4")
+    forward = multistep_solve(oscillator, (0.0, 2.0), Y0, 0.01, method)
+    backward = multistep_solve(oscillator, (2.0, 0.0), forward.y[-1], 0.01, method)
+    assert np.allclose(backward.y[-1], Y0, atol=1e-6)
+    assert backward.h < 0
+
+
+def test_function_evaluation_counts():
+    n_steps = 40
+    h = 1.0 / n_steps
+    ab = multistep_solve(oscillator, (0.0, 1.0), Y0, h, get_multistep_method("AB4"))
+    # 3 start-up steps of Dormand-Prince (6 new evaluations each, FSAL first stage reused),
+    # one evaluation per grid point.
+    assert ab.nfev == (n_steps + 1) + 3 * 6
+    pece = multistep_solve(
+        oscillator, (0.0, 1.0), Y0, h, get_multistep_method("AM4"), corrector="pece"
+    )
+    assert pece.nfev == (n_steps + 1) + 3 * 6 + (n_steps - 3)  # P(EC)E: two per step
+    newton = multistep_solve(
+        oscillator, (0.0, 1.0), Y0, h, get_multistep_method("BDF2"), jac=oscillator_jacobian
+    )
+    assert newton.njev == newton.nlu == n_steps - 1
+
+
+def test_pece_runs_on_torch_tensors_with_gradients():
+    method = get_multistep_method("AM4")
+    omega = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+
+    def f(t, y):
+        return torch.stack([y[1], -(omega**2) * y[0]])
+
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    solution = multistep_solve(f, (0.0, 2.0), y0, 0.01, method, corrector="pece")
+    solution.y[-1][0].backward()
+    exact_derivative = -2.0 * np.sin(1.3 * 2.0)  # d/d omega of cos(2 omega)
+    assert omega.grad.item() == pytest.approx(exact_derivative, rel=1e-5)
+    as_numpy = multistep_solve(
+        lambda t, y: np.array([y[1], -(1.3**2) * y[0]]),
+        (0.0, 2.0),
+        np.array([1.0, 0.0]),
+        0.01,
+        method,
+        corrector="pece",
+    )
+    assert np.allclose(solution.y[-1].detach().numpy(), as_numpy.y[-1], rtol=0, atol=1e-13)
+
+
+def test_a_zero_unstable_method_blows_up_as_h_shrinks():
+    method = LinearMultistepMethod("order-3 two-step", [-5, 4, 1], [2, 4, 0])
+    sizes = [
+        np.max(np.abs(multistep_solve(oscillator, (0.0, 1.0), Y0, h, method).y[-1]))
+        for h in (0.1, 0.05, 0.025)
+    ]
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert sizes[2] > 1e10
+
+
+def test_bdf_is_stable_on_a_stiff_problem_where_ab_is_not():
+    lam = -1000.0
+
+    def stiff(t, y):
+        return lam * (y - np.cos(t))
+
+    y0 = np.array([1.0])
+    bdf2 = multistep_solve(stiff, (0.0, 1.0), y0, 0.05, get_multistep_method("BDF2"))
+    ab2 = multistep_solve(stiff, (0.0, 1.0), y0, 0.05, get_multistep_method("AB2"))
+    assert abs(bdf2.y[-1][0] - np.cos(1.0)) < 1e-2
+    assert not abs(ab2.y[-1][0]) < 1e3
+
+
+def test_newton_failure_is_reported():
+    # Backward Euler for y' = y^2 from y = 1 asks for y - h y^2 = 1, which has no real
+    # solution when h > 1/4: Newton cannot converge.
+    with pytest.raises(NewtonConvergenceError, match=r"t = 0\.9"):
+        multistep_solve(
+            lambda t, y: y**2, (0.0, 0.9), np.array([1.0]), 0.9, get_multistep_method("AM1")
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"h": -0.1}, ValueError, "`h` must be positive"),
+        ({"h": 0.0}, ValueError, "`h` must be positive"),
+        ({"t_span": (1.0, 1.0)}, ValueError, "non-empty"),
+        ({"method": "AB4"}, TypeError, "LinearMultistepMethod"),
+        ({"corrector": "fixed-point"}, ValueError, "`corrector`"),
+        ({"starter": "backward_euler"}, ValueError, "`starter`"),
+        ({"f": 3}, TypeError, "`f` must be callable"),
+        ({"h": 0.5}, ValueError, "too few|fewer than"),
+    ],
+)
+def test_validation_errors(kwargs, error, match):
+    arguments = {
+        "f": oscillator,
+        "t_span": (0.0, 1.0),
+        "y0": Y0,
+        "h": 0.1,
+        "method": get_multistep_method("AB4"),
+    }
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        multistep_solve(**arguments)
