@@ -1,0 +1,539 @@
+"""Runge-Kutta methods as data: validated Butcher tableaus and one generic explicit step.
+
+A Runge-Kutta method with :math:`s` stages is its Butcher tableau
+:math:`(A, b, c)`.  This module holds the :class:`ButcherTableau` type, which
+checks itself on construction, a registry of named tableaus
+(:data:`TABLEAUS`, :func:`get_tableau`), the single explicit step routine
+:func:`rk_step` that serves every explicit tableau, the dense-output
+interpolants built from a step, and an order-condition check based on rooted
+trees (:func:`algebraic_order`).
+
+The step and the interpolants use only ``+``, ``*`` and Python floats on the
+state, so the same lines integrate a NumPy array or a batch of torch tensors.
+
+Taught in Chapter 2 (tableaus, the generic step, order conditions) and
+Chapter 3 (embedded pairs, FSAL, dense output).
+
+References
+----------
+hairer1993: E. Hairer, S. P. Norsett, G. Wanner, Solving Ordinary Differential
+Equations I: Nonstiff Problems, 2nd ed., Springer, 1993, Sec. II.1-II.6.
+dormand1980: J. R. Dormand, P. J. Prince, A family of embedded Runge-Kutta
+formulae, J. Comput. Appl. Math. 6 (1980) 19-26.
+bogacki1989: P. Bogacki, L. F. Shampine, A 3(2) pair of Runge-Kutta formulas,
+Appl. Math. Lett. 2 (1989) 321-325.
+shampine1997: L. F. Shampine, M. W. Reichelt, The MATLAB ODE suite, SIAM J. Sci.
+Comput. 18 (1997) 1-22.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+import numpy as np
+
+from odecourse._validation import check_choice
+
+__all__ = [
+    "ALIASES",
+    "TABLEAUS",
+    "ButcherTableau",
+    "HermiteInterpolant",
+    "RKInterpolant",
+    "RKStep",
+    "algebraic_order",
+    "get_tableau",
+    "make_interpolant",
+    "rk_step",
+]
+
+_TOL = 1e-12  # tolerance for the consistency checks on tableau coefficients
+
+
+def _read_only(name: str, value: Any, ndim: int) -> np.ndarray:
+    """Return ``value`` as a read-only float64 copy of rank ``ndim``."""
+    array = np.array(value, dtype=float)
+    if array.ndim != ndim or not np.all(np.isfinite(array)):
+        raise ValueError(f"`{name}` must be a finite {ndim}-D array; got shape {array.shape}.")
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class ButcherTableau:
+    r"""A Runge-Kutta method, explicit or implicit, as its Butcher tableau.
+
+    Parameters
+    ----------
+    name : str
+        Short name, as in the registry (``"rk4"``).
+    A : array_like, shape (s, s)
+        Stage coefficients :math:`a_{ij}`.
+    b : array_like, shape (s,)
+        Weights of the propagated solution.
+    c : array_like, shape (s,)
+        Nodes; must equal the row sums of ``A``.
+    order : int
+        Order of the propagated solution.
+    b_hat : array_like, shape (s,), optional
+        Weights of the embedded solution used for the error estimate.
+    error_order : int, optional
+        Order of the embedded solution (required with ``b_hat``).
+    P : array_like, shape (s, q), optional
+        Dense-output coefficients: :math:`b(\theta) = P\,[\theta, \theta^2, \dots, \theta^q]^T`,
+        so that :math:`b(1) = b`.
+    dense_order : int, optional
+        Order of the dense output (required with ``P``).
+
+    Notes
+    -----
+    One step of size :math:`h` reads
+
+    .. math::
+        k_i = f\Big(t + c_i h,\; y + h \sum_j a_{ij} k_j\Big), \qquad
+        y_{n+1} = y_n + h \sum_i b_i k_i .
+
+    Construction checks shapes, :math:`\sum_j a_{ij} = c_i`, :math:`\sum_i b_i = 1`,
+    :math:`\sum_i \hat b_i = 1` and :math:`P\mathbf{1} = b`, and raises ``ValueError``
+    naming the failed condition.  Arrays are stored read-only.
+
+    Taught in Chapter 2.
+    """
+
+    name: str
+    A: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    order: int
+    b_hat: np.ndarray | None = None
+    error_order: int | None = None
+    P: np.ndarray | None = None
+    dense_order: int | None = None
+
+    def __post_init__(self) -> None:
+        A = _read_only("A", self.A, 2)
+        s = A.shape[0]
+        if A.shape != (s, s) or s == 0:
+            raise ValueError(f"`A` must be a non-empty square matrix; got shape {A.shape}.")
+        arrays = {"A": A}
+        for key in ("b", "c", "b_hat"):
+            if getattr(self, key) is not None:
+                arrays[key] = _read_only(key, getattr(self, key), 1)
+                if arrays[key].shape != (s,):
+                    raise ValueError(f"`{key}` must have shape ({s},); got {arrays[key].shape}.")
+        if self.P is not None:
+            arrays["P"] = _read_only("P", self.P, 2)
+            if arrays["P"].shape[0] != s:
+                raise ValueError(f"`P` must have {s} rows; got shape {arrays['P'].shape}.")
+        for key, array in arrays.items():
+            object.__setattr__(self, key, array)
+        self._check_consistency()
+
+    def _check_consistency(self) -> None:
+        if not isinstance(self.order, int) or self.order < 1:
+            raise ValueError(f"`order` must be a positive integer; got {self.order!r}.")
+        if not np.allclose(self.A.sum(axis=1), self.c, rtol=0, atol=_TOL):
+            raise ValueError(f"{self.name}: the row sums of `A` must equal `c`; got {self.c}.")
+        if abs(self.b.sum() - 1) > _TOL:
+            raise ValueError(f"{self.name}: the weights `b` must sum to one; got {self.b.sum()}.")
+        if (self.b_hat is None) != (self.error_order is None):
+            raise ValueError(f"{self.name}: give `b_hat` and `error_order` together.")
+        if self.b_hat is not None:
+            if abs(self.b_hat.sum() - 1) > _TOL:
+                raise ValueError(
+                    f"{self.name}: the embedded weights `b_hat` must sum to one; "
+                    f"got {self.b_hat.sum()}."
+                )
+            if not isinstance(self.error_order, int) or not 1 <= self.error_order < self.order:
+                raise ValueError(
+                    f"{self.name}: `error_order` must be an integer in [1, order); "
+                    f"got {self.error_order!r}."
+                )
+        if (self.P is None) != (self.dense_order is None):
+            raise ValueError(f"{self.name}: give `P` and `dense_order` together.")
+        if self.P is not None and not np.allclose(self.P.sum(axis=1), self.b, atol=_TOL):
+            raise ValueError(f"{self.name}: the dense output at theta = 1 must equal `b`.")
+
+    @property
+    def stages(self) -> int:
+        """Number of stages :math:`s`."""
+        return self.A.shape[0]
+
+    @cached_property
+    def explicit(self) -> bool:
+        """True if ``A`` is strictly lower triangular (each stage uses earlier ones only)."""
+        return bool(np.all(np.triu(self.A) == 0))
+
+    @cached_property
+    def fsal(self) -> bool:
+        """First Same As Last: the last stage is :math:`f(t_{n+1}, y_{n+1})`."""
+        return (
+            self.explicit
+            and self.stages > 1
+            and self.c[-1] == 1
+            and bool(np.array_equal(self.A[-1], self.b))
+        )
+
+    @property
+    def adaptive(self) -> bool:
+        """True if the tableau carries an embedded pair for error estimation."""
+        return self.b_hat is not None
+
+    @cached_property
+    def _rows(self) -> tuple[tuple[tuple[int, float], ...], ...]:
+        """Non-zero entries of each row of ``A`` as ``(j, a_ij)`` float pairs."""
+        return tuple(tuple((j, float(a)) for j, a in enumerate(row) if a != 0) for row in self.A)
+
+    @cached_property
+    def _weights(self) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int, float], ...]]:
+        """Non-zero entries of ``b`` and of ``b - b_hat`` as ``(i, w_i)`` pairs."""
+        error = () if self.b_hat is None else _nonzero(self.b - self.b_hat)
+        return _nonzero(self.b), error
+
+    def __repr__(self) -> str:
+        kind = "explicit" if self.explicit else "implicit"
+        pair = f"{self.order}({self.error_order})" if self.adaptive else f"{self.order}"
+        return f"ButcherTableau({self.name!r}, {kind}, stages={self.stages}, order={pair})"
+
+
+def _nonzero(weights: np.ndarray) -> tuple[tuple[int, float], ...]:
+    return tuple((i, float(w)) for i, w in enumerate(weights) if w != 0)
+
+
+def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[Any]) -> Any:
+    """Return :math:`y + h \\sum_j w_j k_j` over the given ``(j, w_j)`` terms."""
+    if not terms:
+        return y
+    dy = None
+    for j, w in terms:
+        dy = w * k[j] if dy is None else dy + w * k[j]
+    return y + h * dy
+
+
+@dataclass(frozen=True)
+class RKStep:
+    """Result of one explicit Runge-Kutta step.
+
+    Attributes
+    ----------
+    y : array, shape like the state
+        The new state :math:`y_{n+1}`.
+    k : tuple of arrays
+        The stage derivatives :math:`k_1, \\dots, k_s`.
+    error : array or None
+        Embedded error estimate :math:`h \\sum_i (b_i - \\hat b_i) k_i`, or None.
+    """
+
+    y: Any
+    k: tuple[Any, ...]
+    error: Any | None
+
+
+def rk_step(
+    f: Callable[[float, Any], Any],
+    t: float,
+    y: Any,
+    h: float,
+    tableau: ButcherTableau,
+    k0: Any | None = None,
+) -> RKStep:
+    r"""Take one step of an explicit Runge-Kutta method.
+
+    Parameters
+    ----------
+    f : callable
+        Right-hand side ``f(t, y)``; returns an array shaped like ``y``.
+    t : float
+        Current time.
+    y : array (NumPy array or torch tensor)
+        Current state.
+    h : float
+        Step size (negative to integrate backwards).
+    tableau : ButcherTableau
+        An explicit tableau.
+    k0 : array, optional
+        ``f(t, y)`` if already known (FSAL reuse, or the last derivative of the
+        previous step); saves one evaluation.
+
+    Returns
+    -------
+    RKStep
+        The new state, the stage derivatives, and the embedded error estimate.
+
+    Notes
+    -----
+    .. math::
+        k_i = f\Big(t + c_i h,\; y + h \sum_{j<i} a_{ij} k_j\Big), \quad
+        y_{n+1} = y + h \sum_i b_i k_i, \quad
+        e_{n+1} = h \sum_i (b_i - \hat b_i) k_i .
+
+    Only ``+``, ``*`` and Python floats touch the state, so torch tensors keep
+    their autograd graph.  Taught in Chapter 2.
+
+    References
+    ----------
+    hairer1993, Sec. II.1 and II.4.
+    """
+    if not tableau.explicit:
+        raise ValueError(
+            f"rk_step needs an explicit tableau; {tableau.name!r} is implicit "
+            "(use odecourse.implicit.implicit_rk_step)."
+        )
+    k: list[Any] = []
+    stage_y = y
+    for i, row in enumerate(tableau._rows):
+        if i == 0 and k0 is not None:
+            k.append(k0)
+            continue
+        stage_y = _combine(y, h, row, k)
+        k.append(f(t + float(tableau.c[i]) * h, stage_y))
+    weights, error_weights = tableau._weights
+    # For an FSAL tableau the last stage was evaluated at y_{n+1} itself.
+    y_new = stage_y if tableau.fsal else _combine(y, h, weights, k)
+    error = _combine(0.0, h, error_weights, k) if tableau.adaptive else None
+    return RKStep(y=y_new, k=tuple(k), error=error)
+
+
+@dataclass(frozen=True)
+class RKInterpolant:
+    r"""Dense output of one step from the tableau's own coefficients.
+
+    .. math::
+        y(t_n + \theta h) = y_n + h \sum_i b_i(\theta) k_i, \qquad
+        b(\theta) = P\,[\theta, \theta^2, \dots, \theta^q]^T .
+
+    Taught in Chapter 3.
+    """
+
+    t_old: float
+    t_new: float
+    y_old: Any
+    k: tuple[Any, ...]
+    P: np.ndarray
+
+    def __call__(self, t: float) -> Any:
+        h = self.t_new - self.t_old
+        theta = (t - self.t_old) / h
+        weights = self.P @ np.cumprod(np.full(self.P.shape[1], theta))
+        return _combine(self.y_old, h, _nonzero(weights), self.k)
+
+
+@dataclass(frozen=True)
+class HermiteInterpolant:
+    r"""Cubic Hermite dense output from the values and slopes at both ends of a step.
+
+    .. math::
+        y(t_n + \theta h) = (1 - \theta)\, y_n + \theta\, y_{n+1}
+            + \theta (\theta - 1) \big[(1 - 2\theta)(y_{n+1} - y_n)
+            + (\theta - 1) h f_n + \theta h f_{n+1}\big] .
+
+    Third-order accurate (local error :math:`O(h^4)`).  Taught in Chapter 3.
+    """
+
+    t_old: float
+    t_new: float
+    y_old: Any
+    y_new: Any
+    f_old: Any
+    f_new: Any
+
+    def __call__(self, t: float) -> Any:
+        h = self.t_new - self.t_old
+        s = (t - self.t_old) / h
+        if s == 0:
+            return self.y_old
+        dy = self.y_new - self.y_old
+        bracket = (1 - 2 * s) * dy + ((s - 1) * h) * self.f_old + (s * h) * self.f_new
+        return self.y_old + s * dy + (s * (s - 1)) * bracket
+
+
+def make_interpolant(
+    tableau: ButcherTableau | None,
+    t_old: float,
+    t_new: float,
+    y_old: Any,
+    y_new: Any,
+    f_old: Any,
+    f_new: Any,
+    k: tuple[Any, ...] = (),
+) -> RKInterpolant | HermiteInterpolant:
+    """Return the tableau's dense output if it has one, else cubic Hermite interpolation."""
+    if tableau is not None and tableau.P is not None and k:
+        return RKInterpolant(t_old, t_new, y_old, k, tableau.P)
+    return HermiteInterpolant(t_old, t_new, y_old, y_new, f_old, f_new)
+
+
+# --------------------------------------------------------------------------- order conditions
+
+
+@cache
+def _trees(n: int) -> tuple[tuple, ...]:
+    """All rooted trees with ``n`` nodes; a tree is the sorted tuple of its subtrees."""
+    return tuple(sorted(_forests(n - 1)))
+
+
+@cache
+def _forests(n: int) -> frozenset[tuple]:
+    """All multisets of rooted trees with ``n`` nodes in total, as sorted tuples."""
+    if n == 0:
+        return frozenset({()})
+    forests = set()
+    for size in range(1, n + 1):
+        for tree in _trees(size):
+            for rest in _forests(n - size):
+                forests.add(tuple(sorted((*rest, tree))))
+    return frozenset(forests)
+
+
+def _weight_and_density(A: np.ndarray, tree: tuple) -> tuple[np.ndarray, int]:
+    """Internal weights :math:`\\Phi` (per stage) and density :math:`\\gamma` of a tree."""
+    phi = np.ones(A.shape[0])
+    nodes, gamma = 1, 1
+    for child in tree:
+        child_phi, child_gamma = _weight_and_density(A, child)
+        phi = phi * (A @ child_phi)
+        nodes += _count(child)
+        gamma *= child_gamma
+    return phi, gamma * nodes
+
+
+def _count(tree: tuple) -> int:
+    return 1 + sum(_count(child) for child in tree)
+
+
+def algebraic_order(
+    tableau: ButcherTableau, *, weights: str = "b", max_order: int = 6, tol: float = 1e-10
+) -> int:
+    r"""Largest :math:`p \le` ``max_order`` for which all order conditions hold.
+
+    For every rooted tree :math:`\tau` with at most :math:`p` nodes,
+
+    .. math:: \sum_i b_i \Phi_i(\tau) = \frac{1}{\gamma(\tau)},
+
+    with the elementary weights :math:`\Phi` and density :math:`\gamma` of
+    Butcher's theory (hairer1993, Sec. II.2).  ``weights="b_hat"`` checks the
+    embedded formula instead.  Taught in Chapter 2.
+    """
+    check_choice("weights", weights, ("b", "b_hat"))
+    b = tableau.b if weights == "b" else tableau.b_hat
+    if b is None:
+        raise ValueError(f"{tableau.name!r} has no embedded weights `b_hat`.")
+    for p in range(1, max_order + 1):
+        for tree in _trees(p):
+            phi, gamma = _weight_and_density(tableau.A, tree)
+            if abs(b @ phi - 1 / gamma) > tol:
+                return p - 1
+    return max_order
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def _tableaus() -> dict[str, ButcherTableau]:
+    """Build the registry of named tableaus (coefficients from hairer1993 and the papers)."""
+    third, sixth = 1 / 3, 1 / 6
+    dopri_b = [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0]
+    bosh_b = [2 / 9, 1 / 3, 4 / 9, 0]
+    tableaus = [
+        ButcherTableau("euler", [[0]], [1], [0], order=1),
+        ButcherTableau("midpoint", [[0, 0], [0.5, 0]], [0, 1], [0, 0.5], order=2),
+        ButcherTableau("heun", [[0, 0], [1, 0]], [0.5, 0.5], [0, 1], order=2),
+        ButcherTableau("ralston", [[0, 0], [2 / 3, 0]], [0.25, 0.75], [0, 2 / 3], order=2),
+        ButcherTableau(
+            "rk4",
+            [[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]],
+            [sixth, third, third, sixth],
+            [0, 0.5, 0.5, 1],
+            order=4,
+        ),
+        ButcherTableau(
+            "rk38",
+            [[0, 0, 0, 0], [third, 0, 0, 0], [-third, 1, 0, 0], [1, -1, 1, 0]],
+            [1 / 8, 3 / 8, 3 / 8, 1 / 8],
+            [0, third, 2 * third, 1],
+            order=4,
+        ),
+        ButcherTableau(
+            "bosh3",
+            [[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 3 / 4, 0, 0], bosh_b],
+            bosh_b,
+            [0, 1 / 2, 3 / 4, 1],
+            order=3,
+            b_hat=[7 / 24, 1 / 4, 1 / 3, 1 / 8],
+            error_order=2,
+            # Cubic Hermite written in the stage basis (shampine1997; SciPy's RK23).
+            P=[[1, -4 / 3, 5 / 9], [0, 1, -2 / 3], [0, 4 / 3, -8 / 9], [0, -1, 1]],
+            dense_order=3,
+        ),
+        ButcherTableau(
+            "dopri5",
+            [
+                [0, 0, 0, 0, 0, 0, 0],
+                [1 / 5, 0, 0, 0, 0, 0, 0],
+                [3 / 40, 9 / 40, 0, 0, 0, 0, 0],
+                [44 / 45, -56 / 15, 32 / 9, 0, 0, 0, 0],
+                [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0, 0, 0],
+                [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0, 0],
+                dopri_b,
+            ],
+            dopri_b,
+            [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1],
+            order=5,
+            b_hat=[5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40],
+            error_order=4,
+            P=_DOPRI5_DENSE,
+            dense_order=4,
+        ),
+        ButcherTableau("backward_euler", [[1]], [1], [1], order=1),
+        ButcherTableau("implicit_midpoint", [[0.5]], [1], [0.5], order=2),
+        ButcherTableau("trapezoid", [[0, 0], [0.5, 0.5]], [0.5, 0.5], [0, 1], order=2),
+    ]
+    return {tableau.name: tableau for tableau in tableaus}
+
+
+# Dense output of Dormand-Prince (hairer1993, Sec. II.6; the coefficients used by SciPy's RK45).
+_DOPRI5_DENSE = [
+    [1, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432],
+    [0, 0, 0, 0],
+    [
+        0,
+        131558114200 / 32700410799,
+        -68118460800 / 10900136933,
+        87487479700 / 32700410799,
+    ],
+    [0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072],
+    [
+        0,
+        127303824393 / 49829197408,
+        -318862633887 / 49829197408,
+        701980252875 / 199316789632,
+    ],
+    [0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844],
+    [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423],
+]
+
+#: Named tableaus, keyed by our names.
+TABLEAUS: dict[str, ButcherTableau] = _tableaus()
+
+#: SciPy's method names mapped to ours.
+ALIASES: dict[str, str] = {"RK45": "dopri5", "RK23": "bosh3"}
+
+
+def get_tableau(name: str) -> ButcherTableau:
+    """Return the registered tableau called ``name`` (ours, or SciPy's ``"RK45"``/``"RK23"``).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the accepted names.
+
+    Taught in Chapter 2.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a string; got {type(name).__name__} {name!r:.60}.")
+    key = ALIASES.get(name, name)
+    check_choice("name", key if key in TABLEAUS else name, (*TABLEAUS, *ALIASES))
+    return TABLEAUS[key]

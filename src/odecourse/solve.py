@@ -1,0 +1,410 @@
+"""``solve_ivp``: SciPy's interface over the course's integrator core.
+
+``odecourse.solve_ivp`` takes SciPy's arguments, defaults and shapes and
+returns an :class:`OdeResult` with SciPy's fields (``t``, ``y`` of shape
+``(n, n_points)``, ``sol``, ``nfev``, ``njev``, ``nlu``, ``status``, ``message``,
+``success``) plus ``n_steps`` and ``n_rejected``, so a reader can swap
+``scipy.integrate.solve_ivp`` for ours and compare line by line.
+
+Methods are looked up in a registry, :data:`METHODS`, that maps a name to a
+:class:`MethodSpec`.  Every Runge-Kutta tableau of
+:data:`odecourse.runge_kutta.TABLEAUS` is registered under its name, SciPy's
+``"RK45"`` and ``"RK23"`` as aliases, and a :class:`ButcherTableau` may be
+passed directly.  Another module adds methods with :func:`register_method`;
+for example a multistep module, at import time::
+
+    from odecourse.adaptive import integrate_fixed
+    from odecourse.solve import register_method
+
+    def _solve_ab4(fun, t_span, y0, *, t_eval, dense_output, h, max_steps):
+        return integrate_fixed(fun, t_span, y0, h, AdamsBashforth(4),
+                               t_eval=t_eval, dense_output=dense_output,
+                               max_steps=max_steps)
+
+    register_method("AB4", _solve_ab4, fixed_step=True)
+
+A solver receives the validated, checked right-hand side ``fun(t, y)``, the
+floats ``t_span``, the float64 ``y0`` of shape (n,), ``t_eval`` (ndarray or
+None), ``dense_output``, and as keywords: ``rtol, atol, first_step, max_step,
+max_steps`` for adaptive methods, or ``h, max_steps`` for fixed-step ones,
+plus the extra options it declared (such as ``jac``).  It returns an
+:class:`odecourse.adaptive.IntegrationResult`.
+
+Taught in Chapter 2 (fixed steps) and Chapter 3 (adaptive steps, comparison with SciPy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from odecourse._validation import (
+    check_callable,
+    check_finite_array,
+    check_int,
+    check_positive,
+    check_t_span,
+)
+from odecourse.adaptive import IntegrationResult, integrate_adaptive, integrate_fixed
+from odecourse.implicit import implicit_stepper
+from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau
+
+__all__ = ["METHODS", "MethodSpec", "OdeResult", "OdeSolution", "register_method", "solve_ivp"]
+
+Solver = Callable[..., IntegrationResult]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method in the registry.
+
+    Attributes
+    ----------
+    name : str
+        Name accepted by ``solve_ivp(method=...)``.
+    solver : callable
+        ``solver(fun, t_span, y0, *, t_eval, dense_output, **settings) -> IntegrationResult``
+        (see the module docstring for the settings).
+    fixed_step : bool
+        True if the method takes the step size ``h`` instead of tolerances.
+    options : tuple of str
+        Extra keyword options the solver accepts (``"jac"``, ...).
+    """
+
+    name: str
+    solver: Solver
+    fixed_step: bool
+    options: tuple[str, ...] = ()
+
+
+#: The method registry: name -> MethodSpec.
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(
+    name: str,
+    solver: Solver,
+    *,
+    fixed_step: bool,
+    options: tuple[str, ...] = (),
+    replace: bool = False,
+) -> MethodSpec:
+    """Add a method to :data:`METHODS` so that ``solve_ivp(method=name)`` finds it.
+
+    Raises ``ValueError`` if ``name`` is taken and ``replace`` is False.
+    Taught in Chapter 4 (where multistep methods join the registry).
+    """
+    if name in METHODS and not replace:
+        raise ValueError(f"method {name!r} is already registered; pass replace=True.")
+    spec = MethodSpec(name, check_callable("solver", solver), bool(fixed_step), tuple(options))
+    METHODS[name] = spec
+    return spec
+
+
+def _tableau_spec(tableau: ButcherTableau, name: str | None = None) -> MethodSpec:
+    """Registry entry for a Runge-Kutta tableau: adaptive, fixed explicit or implicit."""
+    name = name or tableau.name
+    if not tableau.explicit:
+
+        def implicit(fun, t_span, y0, *, h, jac=None, newton_tol=1e-10, newton_max_iter=10, **kw):
+            stepper = implicit_stepper(tableau, jac, tol=newton_tol, max_iter=newton_max_iter)
+            result = integrate_fixed(fun, t_span, y0, h, stepper, **kw)
+            result.njev, result.nlu = stepper.stats.njev, stepper.stats.nlu
+            return result
+
+        return MethodSpec(name, implicit, True, ("jac", "newton_tol", "newton_max_iter"))
+    if tableau.adaptive:
+
+        def adaptive(fun, t_span, y0, **kw):
+            return integrate_adaptive(fun, t_span, y0, tableau, **kw)
+
+        return MethodSpec(name, adaptive, False)
+
+    def fixed(fun, t_span, y0, *, h, **kw):
+        return integrate_fixed(fun, t_span, y0, h, tableau, **kw)
+
+    return MethodSpec(name, fixed, True)
+
+
+for _name, _tableau in TABLEAUS.items():
+    METHODS[_name] = _tableau_spec(_tableau)
+for _alias, _name in ALIASES.items():
+    METHODS[_alias] = _tableau_spec(TABLEAUS[_name], _alias)
+
+
+def _resolve_method(method: Any) -> MethodSpec:
+    if isinstance(method, ButcherTableau):
+        return _tableau_spec(method)
+    if not isinstance(method, str):
+        raise TypeError(
+            "`method` must be a method name or a ButcherTableau; "
+            f"got {type(method).__name__} {method!r:.60}."
+        )
+    if method not in METHODS:
+        names = ", ".join(repr(m) for m in METHODS)
+        raise ValueError(f"`method` must be one of {names}; got {method!r}.")
+    return METHODS[method]
+
+
+class OdeSolution:
+    """Continuous solution: the piecewise dense output of every step, callable like SciPy's.
+
+    Parameters
+    ----------
+    interpolants : list of callables
+        One per step, in order of integration, each with ``t_old`` and ``t_new``.
+
+    Calling with a scalar ``t`` returns shape (n,); with an array of shape (m,)
+    returns shape (n, m).  Outside the interval the nearest step's polynomial
+    is extrapolated.  Taught in Chapter 3.
+    """
+
+    def __init__(self, interpolants: list[Any]) -> None:
+        if not interpolants:
+            raise ValueError("OdeSolution needs at least one step.")
+        self.interpolants = list(interpolants)
+        self.ts = np.array([interpolants[0].t_old] + [p.t_new for p in interpolants])
+        ascending = self.ts[-1] > self.ts[0]
+        self._order = slice(None) if ascending else slice(None, None, -1)
+        self._breaks = self.ts[self._order]
+        self.t_min, self.t_max = float(self._breaks[0]), float(self._breaks[-1])
+
+    def _segment(self, t: float) -> Any:
+        index = int(np.searchsorted(self._breaks, t, side="left")) - 1
+        index = min(max(index, 0), len(self.interpolants) - 1)
+        ordered = self.interpolants[self._order]
+        return ordered[index]
+
+    def __call__(self, t: Any) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        if t.ndim == 0:
+            return np.asarray(self._segment(float(t))(float(t)))
+        return np.stack([self._segment(float(s))(float(s)) for s in t], axis=1)
+
+
+@dataclass
+class OdeResult:
+    """Result of :func:`solve_ivp`, with SciPy's field names (attribute or ``res["t"]`` access).
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_points,)
+        Output times.
+    y : ndarray, shape (n, n_points)
+        Solution values at ``t``.
+    sol : OdeSolution or None
+        Continuous solution if ``dense_output=True``.
+    nfev, njev, nlu : int
+        Evaluations of ``fun``, of the Jacobian, and LU factorisations.
+    status : int
+        0: reached the end of ``t_span``; -1: the integration failed.
+    message : str
+        Reason for the status.
+    success : bool
+        ``status >= 0``.
+    n_steps, n_rejected : int
+        Accepted and rejected steps.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    sol: OdeSolution | None
+    nfev: int
+    njev: int
+    nlu: int
+    status: int
+    message: str
+    success: bool
+    n_steps: int
+    n_rejected: int
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        """Field names, as for SciPy's dict-like ``OdeResult``."""
+        return [f.name for f in fields(self)]
+
+
+def _checked_rhs(fun: Callable, n: int) -> Callable[[float, np.ndarray], np.ndarray]:
+    """Wrap ``fun`` so that it returns a finite float64 array of shape (n,) or says why not."""
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        dy = np.asarray(fun(t, y), dtype=float)
+        if dy.shape != (n,):
+            raise ValueError(
+                f"`fun` must return an array of shape ({n},) like `y0`; "
+                f"got shape {dy.shape} at t = {t:.6g}."
+            )
+        if not np.all(np.isfinite(dy)):
+            raise ValueError(
+                f"`fun` returned a non-finite derivative at t = {t:.6g}; the solution may "
+                "blow up there, or the step is too large for a stiff problem "
+                "(try a smaller `h`, tighter tolerances, or an implicit method)."
+            )
+        return dy
+
+    return rhs
+
+
+def _check_t_eval(t_eval: Any, t_span: tuple[float, float]) -> np.ndarray | None:
+    if t_eval is None:
+        return None
+    t_eval = check_finite_array("t_eval", t_eval, ndim=1)
+    t0, t1 = t_span
+    if np.any(t_eval < min(t0, t1)) or np.any(t_eval > max(t0, t1)):
+        raise ValueError(f"`t_eval` must lie within `t_span` = ({t0}, {t1}).")
+    steps = np.diff(t_eval) * np.sign(t1 - t0)
+    if np.any(steps <= 0):
+        direction = "increasing" if t1 > t0 else "decreasing"
+        raise ValueError(f"`t_eval` must be strictly {direction} (the direction of integration).")
+    return t_eval
+
+
+def _check_atol(atol: Any, n: int) -> float | np.ndarray:
+    if np.ndim(atol) == 0:
+        return check_positive("atol", atol)
+    atol = check_finite_array("atol", atol, ndim=1)
+    if atol.shape != (n,) or np.any(atol <= 0):
+        raise ValueError(f"`atol` must be positive, a scalar or of shape ({n},); got {atol}.")
+    return atol
+
+
+def _settings(
+    spec: MethodSpec, tolerances: dict[str, Any], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate the step-size settings and extra options for ``spec``."""
+    allowed = {"max_steps", *spec.options} | ({"h"} if spec.fixed_step else set())
+    unknown = sorted(set(options) - allowed)
+    if "h" in unknown:
+        raise ValueError(
+            f"`h` is only for fixed-step methods; {spec.name!r} chooses its own steps "
+            "(use `first_step`, `max_step`, `rtol` and `atol`)."
+        )
+    if unknown:
+        accepted = ", ".join(sorted(allowed))
+        raise TypeError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for method {spec.name!r}; "
+            f"accepted options: {accepted}."
+        )
+    settings = dict(options)
+    if "max_steps" in settings:
+        settings["max_steps"] = check_int("max_steps", settings["max_steps"], minimum=1)
+    if "jac" in settings and settings["jac"] is not None:
+        check_callable("jac", settings["jac"])
+    if not spec.fixed_step:
+        return {**tolerances, **settings}
+    if "h" not in settings:
+        raise ValueError(
+            f"method {spec.name!r} takes a fixed step: pass the step size, e.g. `h=0.01`."
+        )
+    settings["h"] = check_positive("h", settings["h"])
+    return settings
+
+
+def solve_ivp(
+    fun: Callable[[float, np.ndarray], Any],
+    t_span: tuple[float, float],
+    y0: Any,
+    method: str | ButcherTableau = "RK45",
+    t_eval: Any = None,
+    dense_output: bool = False,
+    rtol: float = 1e-3,
+    atol: Any = 1e-6,
+    first_step: float | None = None,
+    max_step: float = math.inf,
+    **options: Any,
+) -> OdeResult:
+    r"""Solve the initial value problem :math:`y' = f(t, y)`, :math:`y(t_0) = y_0`.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(t, y)`` with ``t`` a float and ``y`` of shape (n,); returns shape (n,).
+    t_span : (float, float)
+        Interval ``(t0, t1)``; ``t1 < t0`` integrates backwards.
+    y0 : array_like, shape (n,)
+        Initial state.
+    method : str or ButcherTableau
+        SciPy's ``"RK45"``/``"RK23"``, any name of :data:`METHODS` (``"dopri5"``,
+        ``"bosh3"``, ``"rk4"``, ``"euler"``, ``"backward_euler"``, ...), or a tableau.
+        Tableaus with an embedded pair are adaptive; the others take ``h``.
+    t_eval : array_like, optional
+        Output times inside ``t_span``, sorted in the direction of integration;
+        filled by dense output.  Default: every step.
+    dense_output : bool
+        Also return ``sol``, a callable continuous solution.
+    rtol, atol : float (atol may have shape (n,))
+        Positive tolerances of adaptive methods (ignored by fixed-step ones).
+    first_step, max_step : float
+        Initial and largest step size of adaptive methods.
+    **options
+        ``h`` (required for fixed-step methods, rejected by adaptive ones),
+        ``max_steps`` (default 100000 adaptive, 1000000 fixed), and for
+        implicit methods ``jac(t, y)``, ``newton_tol``, ``newton_max_iter``.
+
+    Returns
+    -------
+    OdeResult
+        ``t`` (n_points,), ``y`` (n, n_points), ``sol``, ``nfev``, ``njev``, ``nlu``,
+        ``status``, ``message``, ``success``, ``n_steps``, ``n_rejected``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid arguments (each message names the argument).
+    odecourse.implicit.NewtonConvergenceError
+        If an implicit step fails to converge.
+
+    Notes
+    -----
+    Adaptive methods accept a step when the scaled RMS norm of the embedded
+    error estimate is below one and then set
+    :math:`h_{\mathrm{new}} = h \min(10, \max(0.2, 0.9\,\|e\|^{-1/(\hat p+1)}))`,
+    as SciPy does, so ``nfev`` is comparable.  Taught in Chapters 2 and 3.
+
+    References
+    ----------
+    hairer1993, Sec. II.4; dormand1980; bogacki1989; shampine1997.
+    """
+    fun = check_callable("fun", fun)
+    t_span = check_t_span("t_span", t_span)
+    y0 = check_finite_array("y0", y0, ndim=1)
+    spec = _resolve_method(method)
+    tolerances = {
+        "rtol": check_positive("rtol", rtol),
+        "atol": _check_atol(atol, y0.size),
+        "first_step": None if first_step is None else check_positive("first_step", first_step),
+        "max_step": check_positive("max_step", max_step, allow_inf=True),
+    }
+    settings = _settings(spec, tolerances, options)
+    t_eval = _check_t_eval(t_eval, t_span)
+    result = spec.solver(
+        _checked_rhs(fun, y0.size), t_span, y0,
+        t_eval=t_eval, dense_output=bool(dense_output), **settings,
+    )  # fmt: skip
+    return _to_ode_result(result, y0.size)
+
+
+def _to_ode_result(result: IntegrationResult, n: int) -> OdeResult:
+    y = np.stack(result.y, axis=1) if result.y else np.empty((n, 0))
+    sol = OdeSolution(result.interpolants) if result.interpolants else None
+    return OdeResult(
+        t=np.array(result.t, dtype=float),
+        y=y,
+        sol=sol,
+        nfev=result.nfev,
+        njev=result.njev,
+        nlu=result.nlu,
+        status=result.status,
+        message=result.message,
+        success=result.success,
+        n_steps=result.n_steps,
+        n_rejected=result.n_rejected,
+    )

@@ -1,0 +1,190 @@
+"""Tests for odecourse.adaptive: error norm, controller, first step, the two loops."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate._ivp.common import select_initial_step as scipy_initial_step
+
+from odecourse.adaptive import (
+    MAX_FACTOR,
+    MIN_FACTOR,
+    SAFETY,
+    StepSizeController,
+    error_norm,
+    fixed_grid,
+    integrate_adaptive,
+    integrate_fixed,
+    select_initial_step,
+)
+from odecourse.convergence import observed_order
+from odecourse.ivp import get_problem
+from odecourse.runge_kutta import TABLEAUS, get_tableau
+
+DOPRI5 = get_tableau("dopri5")
+
+
+def _rhs(t, y):
+    """Array-generic coupled nonlinear right-hand side (NumPy or torch)."""
+    return -0.5 * y * y * y + (0.3 * math.cos(t)) * y.sum()
+
+
+def test_controller_constants_are_scipys():
+    assert (SAFETY, MIN_FACTOR, MAX_FACTOR) == (0.9, 0.2, 10.0)
+    controller = StepSizeController(error_order=4)
+    assert controller.exponent == pytest.approx(-0.2)
+
+
+def test_controller_factor_limits_and_rejection_cap():
+    controller = StepSizeController(error_order=4)
+    assert controller.factor(0.0) == MAX_FACTOR
+    assert controller.factor(1e-12) == MAX_FACTOR
+    assert controller.factor(0.5) == pytest.approx(SAFETY * 0.5**-0.2)
+    assert controller.factor(0.5, after_rejection=True) == 1.0
+    assert controller.factor(2.0) == pytest.approx(SAFETY * 2.0**-0.2)
+    assert controller.factor(1e12) == MIN_FACTOR
+    assert controller.factor(math.nan) == MIN_FACTOR
+    assert controller.accept(0.99) and not controller.accept(1.0)
+
+
+def test_error_norm_is_scaled_rms():
+    y, y_new, err = np.array([1.0, -2.0]), np.array([3.0, 1.0]), np.array([1e-3, 2e-3])
+    scale = 1e-6 + 1e-3 * np.array([3.0, 2.0])
+    expected = np.sqrt(np.mean((err / scale) ** 2))
+    assert error_norm(err, y, y_new, 1e-3, 1e-6) == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize("t1", [10.0, -3.0])
+def test_initial_step_matches_scipy(t1):
+    def f(t, y):
+        return np.array([y[1], -np.sin(y[0])])
+
+    y0 = np.array([1.0, 0.5])
+    ours = select_initial_step(f, 0.0, y0, f(0.0, y0), t1, 4, 1e-6, 1e-9)
+    direction = np.sign(t1)
+    theirs = scipy_initial_step(f, 0.0, y0, t1, np.inf, f(0.0, y0), direction, 4, 1e-6, 1e-9)
+    assert ours == pytest.approx(theirs, rel=1e-14)
+
+
+def test_adaptive_loop_reaches_tolerance_and_rejects_a_too_large_first_step():
+    problem = get_problem("harmonic_oscillator")
+    result = integrate_adaptive(
+        problem.f, problem.t_span, problem.y0, DOPRI5, rtol=1e-8, atol=1e-10, first_step=5.0
+    )
+    assert result.status == 0 and result.success
+    assert result.n_rejected >= 1
+    assert result.t[-1] == problem.t_span[1]
+    np.testing.assert_allclose(result.y[-1], problem.exact(problem.t_span[1]), atol=1e-7)
+
+
+def test_backward_integration_returns_to_initial_value():
+    problem = get_problem("logistic")
+    forward = integrate_adaptive(problem.f, (0.0, 5.0), problem.y0, DOPRI5, rtol=1e-10, atol=1e-12)
+    back = integrate_adaptive(problem.f, (5.0, 0.0), forward.y[-1], DOPRI5, rtol=1e-10, atol=1e-12)
+    assert np.all(np.diff(back.t) < 0) and back.t[-1] == 0.0
+    np.testing.assert_allclose(back.y[-1], problem.y0, rtol=1e-8)
+
+
+def test_max_step_and_max_steps_guards():
+    problem = get_problem("exponential_decay")
+    capped = integrate_adaptive(problem.f, (0.0, 5.0), problem.y0, DOPRI5, max_step=0.1)
+    assert np.max(np.diff(capped.t)) <= 0.1 + 1e-15
+    stopped = integrate_adaptive(problem.f, (0.0, 5.0), problem.y0, DOPRI5, max_steps=3)
+    assert stopped.status == -1 and not stopped.success
+    assert stopped.n_steps == 3 and "maximum number of steps (3)" in stopped.message
+
+
+def test_step_size_underflow_is_reported_as_possible_stiffness():
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = integrate_adaptive(
+            lambda t, y: y * y, (0.0, 2.0), np.ones(1), DOPRI5, rtol=1e-6, atol=1e-9
+        )
+    assert result.status == -1
+    assert "step size became too small" in result.message and "stiff" in result.message
+    assert result.t[-1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_t_eval_by_dense_output_forces_no_extra_steps():
+    problem = get_problem("harmonic_oscillator")
+    t_eval = np.linspace(0.0, 10.0, 101)
+    plain = integrate_adaptive(problem.f, problem.t_span, problem.y0, DOPRI5, rtol=1e-8, atol=1e-10)
+    dense = integrate_adaptive(
+        problem.f, problem.t_span, problem.y0, DOPRI5, rtol=1e-8, atol=1e-10, t_eval=t_eval
+    )
+    assert dense.nfev == plain.nfev and dense.n_steps == plain.n_steps
+    assert dense.t == list(t_eval)
+    np.testing.assert_allclose(np.stack(dense.y, axis=1), problem.exact(t_eval), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["dopri5", "bosh3", "rk4", "midpoint"])
+def test_dense_output_error_has_its_order(name):
+    """The interpolant's local error at mid-step scales like h^(q+1)."""
+    tableau = get_tableau(name)
+    order = tableau.dense_order if tableau.P is not None else 3  # cubic Hermite
+    order = min(order, tableau.order)
+    problem = get_problem("harmonic_oscillator")
+    hs = np.array([0.4, 0.2, 0.1, 0.05])
+    errors = []
+    for h in hs:
+        result = integrate_fixed(
+            problem.f, (0.5, 0.5 + h), problem.exact(0.5), h, tableau, dense_output=True
+        )
+        midway = 0.5 + 0.4 * h
+        errors.append(np.max(abs(result.interpolants[0](midway) - problem.exact(midway))))
+    assert observed_order(hs, errors) == pytest.approx(order + 1, abs=0.3)
+
+
+def test_fixed_grid_is_exact_for_h_dividing_the_interval_and_shortens_the_last_step():
+    assert len(fixed_grid((0.0, 1.0), 0.1)) == 11
+    grid = fixed_grid((0.0, 1.0), 0.3)
+    assert grid == pytest.approx([0.0, 0.3, 0.6, 0.9, 1.0]) and grid[-1] == 1.0
+    assert fixed_grid((1.0, 0.0), 0.25) == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_fixed_loop_counts_and_t_eval():
+    problem = get_problem("exponential_decay")
+    result = integrate_fixed(problem.f, (0.0, 1.0), problem.y0, 0.01, get_tableau("rk4"))
+    assert result.n_steps == 100 and result.nfev == 4 * 100 + 1
+    t_eval = [0.0, 0.123, 0.5, 1.0]
+    sampled = integrate_fixed(
+        problem.f, (0.0, 1.0), problem.y0, 0.01, get_tableau("rk4"), t_eval=t_eval
+    )
+    assert sampled.t == t_eval and sampled.nfev == result.nfev
+    np.testing.assert_allclose(np.stack(sampled.y, axis=1), problem.exact(t_eval), atol=1e-9)
+    stopped = integrate_fixed(
+        problem.f, (0.0, 1.0), problem.y0, 0.01, get_tableau("rk4"), max_steps=5
+    )
+    assert stopped.status == -1 and stopped.n_steps == 5
+
+
+@pytest.mark.parametrize("name", ["dopri5", "bosh3"])
+def test_adaptive_loop_numpy_and_torch_agree(name):
+    y0 = np.array([[0.3, -1.2, 0.7], [1.0, 0.2, -0.4]])  # a batch of two states
+    t_eval = [0.0, 0.7, 1.5, 2.0]
+    kwargs = {"rtol": 1e-6, "atol": 1e-9, "t_eval": t_eval}
+    ours = integrate_adaptive(_rhs, (0.0, 2.0), y0, TABLEAUS[name], **kwargs)
+    torched = integrate_adaptive(_rhs, (0.0, 2.0), torch.tensor(y0), TABLEAUS[name], **kwargs)
+    assert ours.n_steps == torched.n_steps and ours.nfev == torched.nfev
+    for a, b in zip(ours.y, torched.y, strict=True):
+        np.testing.assert_allclose(b.numpy(), a, rtol=1e-13, atol=1e-14)
+
+
+def test_torch_gradient_through_adaptive_loop_matches_finite_differences():
+    y0 = torch.tensor([0.3, -1.2, 0.7], dtype=torch.float64, requires_grad=True)
+    kwargs = {"rtol": 1e-9, "atol": 1e-12, "t_eval": [0.0, 1.0]}
+    result = integrate_adaptive(_rhs, (0.0, 1.0), y0, DOPRI5, **kwargs)
+    (grad,) = torch.autograd.grad((result.y[-1] ** 2).sum(), y0)
+    eps = 1e-6
+    for j in range(3):
+        shift = np.eye(3)[j] * eps
+        values = [
+            (
+                integrate_adaptive(_rhs, (0.0, 1.0), y0.detach().numpy() + s, DOPRI5, **kwargs).y[
+                    -1
+                ]
+                ** 2
+            ).sum()
+            for s in (shift, -shift)
+        ]
+        assert grad[j].item() == pytest.approx((values[0] - values[1]) / (2 * eps), rel=1e-5)

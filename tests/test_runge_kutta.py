@@ -1,0 +1,198 @@
+"""Tests for odecourse.runge_kutta: tableau invariants, order conditions, the generic step."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from odecourse.convergence import observed_order
+from odecourse.runge_kutta import (
+    ALIASES,
+    TABLEAUS,
+    ButcherTableau,
+    HermiteInterpolant,
+    algebraic_order,
+    get_tableau,
+    rk_step,
+)
+
+NAMES = sorted(TABLEAUS)
+EXPLICIT = [name for name in NAMES if TABLEAUS[name].explicit]
+ADAPTIVE = [name for name in NAMES if TABLEAUS[name].adaptive]
+DENSE = [name for name in NAMES if TABLEAUS[name].P is not None]
+IMPLICIT = {"backward_euler", "implicit_midpoint", "trapezoid"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tableau_invariants(name):
+    tableau = TABLEAUS[name]
+    assert tableau.name == name
+    np.testing.assert_allclose(tableau.A.sum(axis=1), tableau.c, atol=1e-14)
+    assert tableau.b.sum() == pytest.approx(1.0, abs=1e-14)
+    assert tableau.explicit == (name not in IMPLICIT)
+    assert tableau.explicit == bool(np.all(np.triu(tableau.A) == 0))
+    for array in (tableau.A, tableau.b, tableau.c):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_order_conditions_hold_up_to_stated_order(name):
+    tableau = TABLEAUS[name]
+    assert algebraic_order(tableau) == tableau.order
+    if tableau.adaptive:
+        assert algebraic_order(tableau, weights="b_hat") == tableau.error_order
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_embedded_pairs_are_fsal(name):
+    tableau = TABLEAUS[name]
+    assert tableau.fsal
+    assert tableau.b_hat.sum() == pytest.approx(1.0, abs=1e-14)
+
+
+@pytest.mark.parametrize("name", DENSE)
+def test_dense_weights_satisfy_quadrature_conditions(name):
+    tableau = TABLEAUS[name]
+    np.testing.assert_allclose(tableau.P.sum(axis=1), tableau.b, atol=1e-14)
+    for theta in (0.25, 0.5, 0.8):
+        weights = tableau.P @ theta ** np.arange(1, tableau.P.shape[1] + 1)
+        for k in range(1, tableau.dense_order + 1):
+            assert weights @ tableau.c ** (k - 1) == pytest.approx(theta**k / k, abs=1e-13)
+
+
+@pytest.mark.parametrize("name", EXPLICIT)
+def test_rk_step_integrates_polynomials_exactly(name):
+    tableau = TABLEAUS[name]
+    t, h = 0.3, 0.7
+    for k in range(tableau.order):
+        step = rk_step(lambda s, y, k=k: (k + 1) * s**k * np.ones(1), t, np.zeros(1), h, tableau)
+        assert step.y[0] == pytest.approx((t + h) ** (k + 1) - t ** (k + 1), rel=1e-13)
+
+
+def test_rk4_matches_hand_unrolled_formula():
+    def f(t, y):
+        return np.array([y[1], -np.sin(y[0]) + 0.1 * t])
+
+    t, y, h = 0.2, np.array([1.0, 0.5]), 0.1
+    k1 = f(t, y)
+    k2 = f(t + h / 2, y + h / 2 * k1)
+    k3 = f(t + h / 2, y + h / 2 * k2)
+    k4 = f(t + h, y + h * k3)
+    expected = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    np.testing.assert_allclose(rk_step(f, t, y, h, get_tableau("rk4")).y, expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["rk4", "dopri5"])
+def test_k0_reuse_saves_one_evaluation(name):
+    calls = []
+
+    def f(t, y):
+        calls.append(t)
+        return -y
+
+    y0 = np.array([1.0, 2.0])
+    full = rk_step(f, 0.0, y0, 0.1, get_tableau(name))
+    n_full = len(calls)
+    reused = rk_step(f, 0.0, y0, 0.1, get_tableau(name), k0=-y0)
+    assert len(calls) - n_full == n_full - 1
+    np.testing.assert_array_equal(full.y, reused.y)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_embedded_error_estimate_scales_like_h_to_error_order_plus_one(name):
+    tableau = TABLEAUS[name]
+    hs = np.array([0.04, 0.02, 0.01, 0.005])
+    errors = [
+        abs(rk_step(lambda t, y: np.sin(t) - y * y, 0.4, np.ones(1), h, tableau).error[0])
+        for h in hs
+    ]
+    assert observed_order(hs, errors) == pytest.approx(tableau.error_order + 1, abs=0.2)
+
+
+def test_rk_step_rejects_implicit_tableau():
+    with pytest.raises(ValueError, match="explicit tableau"):
+        rk_step(lambda t, y: -y, 0.0, np.ones(1), 0.1, get_tableau("backward_euler"))
+
+
+def _rhs(t, y):
+    """Array-generic right-hand side: +, *, float coefficients and ``.sum()`` only."""
+    return -0.5 * y * y * y + (0.3 * math.cos(t)) * y.sum()
+
+
+@pytest.mark.parametrize("name", EXPLICIT)
+def test_numpy_and_torch_steps_agree(name):
+    y = np.array([0.3, -1.2, 0.7])
+    numpy_step = rk_step(_rhs, 0.1, y, 0.05, TABLEAUS[name])
+    torch_step = rk_step(_rhs, 0.1, torch.tensor(y, dtype=torch.float64), 0.05, TABLEAUS[name])
+    np.testing.assert_allclose(torch_step.y.numpy(), numpy_step.y, rtol=1e-13, atol=1e-15)
+
+
+def test_torch_gradient_through_rk_step_matches_finite_differences():
+    y0 = torch.tensor([0.3, -1.2, 0.7], dtype=torch.float64, requires_grad=True)
+    step = rk_step(_rhs, 0.1, y0, 0.2, get_tableau("dopri5"))
+    (grad,) = torch.autograd.grad(step.y.sum(), y0)
+    y = y0.detach().numpy()
+    eps = 1e-6
+    for j in range(3):
+        e = np.eye(3)[j] * eps
+        plus = rk_step(_rhs, 0.1, y + e, 0.2, get_tableau("dopri5")).y.sum()
+        minus = rk_step(_rhs, 0.1, y - e, 0.2, get_tableau("dopri5")).y.sum()
+        assert grad[j].item() == pytest.approx((plus - minus) / (2 * eps), rel=1e-7)
+
+
+def test_hermite_interpolant_is_exact_for_cubics():
+    def p(t):
+        return np.array([2 * t**3 - t**2 + 3])
+
+    def dp(t):
+        return np.array([6 * t**2 - 2 * t])
+
+    segment = HermiteInterpolant(0.5, 1.5, p(0.5), p(1.5), dp(0.5), dp(1.5))
+    for t in (0.5, 0.7, 1.1, 1.5):
+        np.testing.assert_allclose(segment(t), p(t), rtol=1e-14)
+
+
+def test_get_tableau_accepts_scipy_aliases():
+    for alias, name in ALIASES.items():
+        assert get_tableau(alias) is TABLEAUS[name]
+    assert get_tableau("RK45").name == "dopri5"
+
+
+def test_get_tableau_unknown_name_lists_names():
+    with pytest.raises(ValueError, match=r"must be one of.*'dopri5'.*got 'rk5'"):
+        get_tableau("rk5")
+    with pytest.raises(TypeError, match="must be a string"):
+        get_tableau(4)
+
+
+GOOD = {"A": [[0, 0], [1, 0]], "b": [0.5, 0.5], "c": [0, 1], "order": 2}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"c": [0, 0.9]}, "row sums of `A` must equal `c`"),
+        ({"b": [0.5, 0.6]}, "`b` must sum to one"),
+        ({"b": [1.0]}, r"`b` must have shape \(2,\)"),
+        ({"A": [[0, 0, 0], [1, 0, 0]]}, "square"),
+        ({"A": [[0, 0], [np.nan, 0]]}, "finite"),
+        ({"order": 0}, "`order` must be a positive integer"),
+        ({"b_hat": [1.0, 0.0]}, "give `b_hat` and `error_order` together"),
+        ({"b_hat": [0.9, 0.0], "error_order": 1}, "`b_hat` must sum to one"),
+        ({"b_hat": [1.0, 0.0], "error_order": 2}, "`error_order` must be an integer in"),
+        ({"P": [[1.0], [0.0]], "dense_order": 1}, "dense output at theta = 1 must equal `b`"),
+        ({"P": [[0.5]], "dense_order": 1}, "`P` must have 2 rows"),
+        ({"P": [[0.5], [0.5]]}, "give `P` and `dense_order` together"),
+    ],
+)
+def test_tableau_validation_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        ButcherTableau("bad", **{**GOOD, **change})
+
+
+def test_valid_custom_tableau_with_embedded_pair():
+    tableau = ButcherTableau("heun_euler", **GOOD, b_hat=[1.0, 0.0], error_order=1)
+    assert tableau.adaptive and tableau.explicit and not tableau.fsal
+    assert "heun_euler" in repr(tableau)
