@@ -1,0 +1,100 @@
+"""Tests for odecourse.data: seeding, balance, shapes, dtypes and validation."""
+
+import numpy as np
+import pytest
+import torch
+
+from odecourse.data import Dataset, concentric_circles, digits, two_spirals
+
+GENERATORS = [two_spirals, concentric_circles]
+
+
+def as_tuple(data: Dataset):
+    return data.X_train, data.y_train, data.X_test, data.y_test
+
+
+@pytest.mark.parametrize("make", GENERATORS)
+def test_same_seed_same_data_different_seed_different(make):
+    a, b, c = make(200, seed=4), make(200, seed=4), make(200, seed=5)
+    for x, y in zip(as_tuple(a), as_tuple(b), strict=True):
+        assert torch.equal(x, y)
+    assert not torch.equal(a.X_train, c.X_train)
+
+
+@pytest.mark.parametrize("make", GENERATORS)
+@pytest.mark.parametrize("test_fraction", [0.25, 0.5])
+def test_shapes_dtypes_and_balance(make, test_fraction):
+    data = make(400, test_fraction=test_fraction, seed=0)
+    n_test = round(400 * test_fraction)
+    assert data.X_train.shape == (400 - n_test, 2) and data.X_test.shape == (n_test, 2)
+    assert data.X_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
+    assert data.n_features == 2 and data.n_classes == 2
+    for y in (data.y_train, data.y_test):
+        counts = torch.bincount(y, minlength=2)
+        assert counts[0] == counts[1]
+
+
+def test_train_and_test_are_disjoint():
+    data = two_spirals(300 * 2, seed=1)
+    train = {tuple(row) for row in data.X_train.tolist()}
+    assert not any(tuple(row) in train for row in data.X_test.tolist())
+
+
+def test_circles_have_the_stated_radii_without_noise():
+    data = concentric_circles(200, factor=0.3, noise=0.0, seed=0)
+    X = torch.cat([data.X_train, data.X_test])
+    y = torch.cat([data.y_train, data.y_test])
+    radius = X.norm(dim=1)
+    torch.testing.assert_close(radius[y == 0], torch.ones(100))
+    torch.testing.assert_close(radius[y == 1], torch.full((100,), 0.3))
+
+
+def test_spiral_arms_are_point_reflections_of_each_other_without_noise():
+    data = two_spirals(100, noise=0.0, seed=0)
+    X = torch.cat([data.X_train, data.X_test]).double()
+    y = torch.cat([data.y_train, data.y_test])
+    arm0, arm1 = X[y == 0], X[y == 1]
+    # every point of arm 1 is minus a point of arm 0
+    distances = torch.cdist(-arm1, arm0).min(dim=1).values
+    assert distances.max() < 1e-6
+    assert X.norm(dim=1).max() <= 1.0 + 1e-6
+
+
+def test_digits_is_stratified_and_scaled():
+    data = digits(test_fraction=0.25, seed=0)
+    assert data.n_features == 64 and data.n_classes == 10
+    assert data.X_train.shape[0] + data.X_test.shape[0] == 1797
+    assert 0.0 <= float(data.X_train.min()) and float(data.X_train.max()) <= 1.0
+    train = torch.bincount(data.y_train, minlength=10).numpy()
+    test = torch.bincount(data.y_test, minlength=10).numpy()
+    share = test / (train + test)
+    np.testing.assert_allclose(share, 0.25, atol=0.01)
+    assert torch.equal(digits(seed=0).y_train, data.y_train)
+    assert not torch.equal(digits(seed=1).y_train, data.y_train)
+
+
+@pytest.mark.parametrize("make", GENERATORS)
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_samples": 201}, ValueError, "`n_samples`"),
+        ({"n_samples": 2}, ValueError, "`n_samples`"),
+        ({"n_samples": 100.0}, TypeError, "`n_samples`"),
+        ({"noise": -0.1}, ValueError, "`noise`"),
+        ({"test_fraction": 1.0}, ValueError, "`test_fraction`"),
+        ({"test_fraction": 0}, ValueError, "`test_fraction`"),
+        ({"seed": -1}, ValueError, "`seed`"),
+    ],
+)
+def test_validation(make, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make(**kwargs)
+
+
+def test_generator_specific_validation():
+    with pytest.raises(ValueError, match="`turns`"):
+        two_spirals(turns=0)
+    with pytest.raises(ValueError, match="`factor`"):
+        concentric_circles(factor=1.5)
+    with pytest.raises(ValueError, match="`test_fraction`"):
+        digits(test_fraction=-0.2)

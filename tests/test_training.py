@@ -1,0 +1,141 @@
+"""Tests for odecourse.training: determinism, learning, evaluation and gradient probes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from odecourse.data import concentric_circles, two_spirals
+from odecourse.networks import PlainMLP, ResidualMLP
+from odecourse.seeding import seed_everything
+from odecourse.training import History, default_device, evaluate, gradient_norms, train
+
+
+@pytest.fixture(scope="module")
+def circles():
+    return concentric_circles(400, seed=0)
+
+
+def fresh(cls=ResidualMLP, seed=0, **kwargs):
+    seed_everything(seed)
+    args = {"depth": 2, "width": 16, **kwargs}
+    return cls(2, 2, **args)
+
+
+def test_training_is_deterministic_under_a_seed(circles):
+    runs = [
+        train(fresh(), circles, epochs=5, batch_size=32, lr=1e-2, seed=3, device="cpu")
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    other = train(fresh(), circles, epochs=5, batch_size=32, lr=1e-2, seed=4, device="cpu")
+    assert other.train_loss != runs[0].train_loss
+
+
+@pytest.mark.parametrize("cls", [PlainMLP, ResidualMLP])
+def test_small_net_learns_concentric_circles(cls, circles):
+    model = fresh(cls)
+    history = train(model, circles, lr=1e-2, epochs=40, batch_size=50, seed=0)
+    assert isinstance(history, History) and history.epochs == 40
+    assert history.train_accuracy[-1] > 0.95
+    assert history.test_accuracy[-1] > 0.95
+    assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_history_matches_evaluate(circles):
+    model = fresh()
+    history = train(model, circles, epochs=3, lr=1e-2, device="cpu")
+    loss, accuracy = evaluate(model, circles.X_test, circles.y_test)
+    assert history.test_loss[-1] == pytest.approx(loss)
+    assert history.test_accuracy[-1] == pytest.approx(accuracy)
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_evaluate_returns_cross_entropy_and_accuracy():
+    model = fresh()
+    X = torch.randn(10, 2)
+    logits = model(X).detach()
+    y = logits.argmax(dim=1)
+    loss, accuracy = evaluate(model, X, y)
+    assert accuracy == 1.0
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+
+
+def test_sgd_and_callable_optimizer(circles):
+    a = train(fresh(), circles, optimizer="sgd", lr=0.1, epochs=2, device="cpu")
+    b = train(fresh(), circles, optimizer=torch.optim.SGD, lr=0.1, epochs=2, device="cpu")
+    assert a == b
+
+
+def test_progress_goes_to_stderr_only_when_asked(circles, capsys):
+    train(fresh(), circles, epochs=2, device="cpu")
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    train(fresh(), circles, epochs=2, device="cpu", progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "epoch 2/2" in captured.err
+
+
+def test_default_device():
+    assert default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("cls", [PlainMLP, ResidualMLP])
+@pytest.mark.parametrize("wrt", ["parameters", "activations"])
+def test_gradient_norms_one_finite_value_per_layer(cls, wrt):
+    data = two_spirals(100, seed=0)
+    model = fresh(cls, depth=6, width=8)
+    norms = gradient_norms(model, data.X_train, data.y_train, wrt=wrt)
+    assert norms.shape == (6,)
+    assert np.all(np.isfinite(norms)) and np.all(norms >= 0)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_gradient_norms_match_backward():
+    data = two_spirals(100, seed=0)
+    model = fresh(PlainMLP, depth=3, width=5)
+    norms = gradient_norms(model, data.X_train, data.y_train)
+    loss = torch.nn.functional.cross_entropy(model(data.X_train), data.y_train)
+    loss.backward()
+    for norm, block in zip(norms, model.blocks, strict=True):
+        expected = math.sqrt(sum((p.grad**2).sum().item() for p in block.parameters()))
+        assert norm == pytest.approx(expected, rel=1e-5)
+
+
+def test_residual_gradients_do_not_vanish_with_depth():
+    data = two_spirals(200, seed=0)
+    plain = gradient_norms(fresh(PlainMLP, depth=24, width=16), data.X_train, data.y_train)
+    residual = gradient_norms(fresh(ResidualMLP, depth=24, width=16), data.X_train, data.y_train)
+    assert plain[0] / plain[-1] < 1e-4
+    assert residual[0] / residual[-1] > 1e-1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"optimizer": "rmsprop"}, ValueError, "`optimizer`"),
+        ({"optimizer": 3}, TypeError, "`optimizer`"),
+        ({"lr": 0.0}, ValueError, "`lr`"),
+        ({"lr": math.nan}, ValueError, "`lr`"),
+        ({"epochs": 0}, ValueError, "`epochs`"),
+        ({"batch_size": 0}, ValueError, "`batch_size`"),
+        ({"seed": 1.5}, TypeError, "`seed`"),
+    ],
+)
+def test_train_validation(circles, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        train(fresh(), circles, **kwargs)
+
+
+def test_type_validation(circles):
+    with pytest.raises(TypeError, match="`model`"):
+        train("net", circles)
+    with pytest.raises(TypeError, match="`data`"):
+        train(fresh(), (circles.X_train, circles.y_train))
+    with pytest.raises(TypeError, match="`model`"):
+        evaluate(None, circles.X_test, circles.y_test)
+    with pytest.raises(TypeError, match="`model`"):
+        gradient_norms(torch.nn.Linear(2, 2), circles.X_test, circles.y_test)
+    with pytest.raises(ValueError, match="`wrt`"):
+        gradient_norms(fresh(), circles.X_test, circles.y_test, wrt="inputs")
