@@ -42,7 +42,9 @@ def test_every_code_cell_was_executed_in_order(path):
 def test_no_error_outputs(path):
     for index, cell in enumerate(_code_cells(path)):
         for output in cell.get("outputs", []):
-            assert output["output_type"] != "error", f"{path.name}: code cell {index} stored an error"
+            assert output["output_type"] != "error", (
+                f"{path.name}: code cell {index} stored an error"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -9,7 +9,9 @@ from odecourse.ivp import get_problem
 from odecourse.runge_kutta import TABLEAUS, get_tableau
 from odecourse.solve import METHODS, OdeResult, OdeSolution, register_method, solve_ivp
 
-FIXED = sorted(name for name, spec in METHODS.items() if spec.fixed_step)
+# Runge-Kutta methods only: the multistep methods that register themselves are tested in
+# tests/test_multistep_solver.py.
+FIXED = sorted(name for name in TABLEAUS if METHODS[name].fixed_step)
 
 
 @pytest.mark.parametrize("method", ["RK45", "RK23"])

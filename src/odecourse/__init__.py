@@ -1,3 +1,68 @@
-"""odecourse: the tested code behind the course *From ODEs to neural ODEs*."""
+"""odecourse: the tested code behind the course *From ODEs to Neural ODEs*.
+
+One module per concept; the names a reader uses most are re-exported here.
+
+- Chapter 1: :mod:`~odecourse.ivp`, :mod:`~odecourse.picard`, :mod:`~odecourse.plotting`
+- Chapters 2-3: :mod:`~odecourse.runge_kutta`, :mod:`~odecourse.implicit`,
+  :mod:`~odecourse.adaptive`, :mod:`~odecourse.solve`, :mod:`~odecourse.stability`,
+  :mod:`~odecourse.convergence`
+- Chapter 4: :mod:`~odecourse.multistep`, :mod:`~odecourse.multistep_solver`
+- Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
+"""
+
+from .convergence import convergence_study, observed_order, work_precision
+from .data import Dataset, concentric_circles, digits, two_spirals
+from .implicit import NewtonConvergenceError
+from .ivp import IVP, PROBLEMS, get_problem
+from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_method
+
+# Importing multistep_solver registers the multistep methods with solve_ivp.
+from .multistep_solver import multistep_solve
+from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
+from .picard import picard_iterates
+from .runge_kutta import TABLEAUS, ButcherTableau, get_tableau, rk_step
+from .seeding import seed_everything
+from .solve import METHODS, OdeResult, OdeSolution, register_method, solve_ivp
+from .stability import plot_stability_region, stability_function
+from .training import History, evaluate, gradient_norms, train
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "IVP",
+    "METHODS",
+    "PROBLEMS",
+    "TABLEAUS",
+    "ButcherTableau",
+    "Dataset",
+    "History",
+    "LinearMultistepMethod",
+    "NewtonConvergenceError",
+    "OdeResult",
+    "OdeSolution",
+    "PlainMLP",
+    "ResidualBlock",
+    "ResidualMLP",
+    "boundary_locus",
+    "concentric_circles",
+    "convergence_study",
+    "count_parameters",
+    "digits",
+    "evaluate",
+    "get_multistep_method",
+    "get_problem",
+    "get_tableau",
+    "gradient_norms",
+    "multistep_solve",
+    "observed_order",
+    "picard_iterates",
+    "plot_stability_region",
+    "register_method",
+    "rk_step",
+    "seed_everything",
+    "solve_ivp",
+    "stability_function",
+    "train",
+    "two_spirals",
+    "work_precision",
+]

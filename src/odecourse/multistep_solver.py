@@ -24,6 +24,12 @@ one of two ways, chosen by ``corrector``:
 The first values :math:`y_1, \dots, y_{m-1}` come from a one-step method (``starter``, a
 parameter), taking the same step :math:`h`.
 
+The step is a :data:`~odecourse.adaptive.FixedStep` with its own history, so the fixed-step
+driver :func:`~odecourse.adaptive.integrate_fixed` does the bookkeeping (output times, cubic
+Hermite dense output, counters), and importing this module registers every method with
+:func:`odecourse.solve_ivp`: ``"AB1"``-``"AB8"``, ``"AM1"``-``"AM8"`` and ``"BDF1"``-``"BDF6"``
+(implicit ones by Newton) and ``"ABM1"``-``"ABM8"`` (Adams-Moulton in PECE mode).
+
 Taught in Chapter 4.
 """
 
@@ -31,77 +37,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
-from ._validation import check_callable, check_choice, check_positive, check_t_span
-from .multistep import LinearMultistepMethod, adams_bashforth
-from .runge_kutta import ButcherTableau, get_tableau, rk_step
+from ._validation import check_callable, check_choice, check_int, check_positive, check_t_span
+from .adaptive import IntegrationResult, StepOutcome, integrate_fixed
+from .implicit import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
+from .multistep import LinearMultistepMethod, adams_bashforth, get_multistep_method
+from .runge_kutta import ButcherTableau, HermiteInterpolant, get_tableau, rk_step
+from .solve import register_method
 
-__all__ = [
-    "CORRECTORS",
-    "MultistepSolution",
-    "NewtonConvergenceError",
-    "multistep_solve",
-]
+__all__ = ["CORRECTORS", "MultistepStepper", "multistep_solve"]
 
 CORRECTORS = ("newton", "pece")
-NEWTON_TOL = 1e-10  # on the RMS size of the Newton update, relative to 1 + |y|
+NEWTON_TOL = 1e-10  #: on the RMS size of the Newton update, relative to 1 + |y|
 NEWTON_MAX_ITER = 20
-FD_EPS = math.sqrt(np.finfo(float).eps)
-
-
-class NewtonConvergenceError(RuntimeError):
-    """Newton's method failed to solve an implicit multistep step."""
-
-
-@dataclass(frozen=True)
-class MultistepSolution:
-    """The grid solution of a multistep integration.
-
-    Attributes
-    ----------
-    t : numpy.ndarray, shape (n_points,)
-        The uniform grid, from ``t0`` to ``t1`` inclusive.
-    y : list of arrays
-        The state at each grid point (NumPy arrays or torch tensors, like ``y0``).
-    f : list of arrays
-        :math:`f(t_n, y_n)` at each grid point, for Hermite dense output.
-    h : float
-        The step actually used (``t_span`` split into equal steps).
-    nfev, njev, nlu : int
-        Evaluations of ``f``, Jacobian evaluations, LU factorisations.
-    """
-
-    t: np.ndarray
-    y: list
-    f: list
-    h: float
-    nfev: int
-    njev: int
-    nlu: int
-
-
-class _Counted:
-    """Wraps ``f`` and counts its evaluations (also those for Jacobians)."""
-
-    def __init__(self, f: Callable) -> None:
-        self.f = f
-        self.nfev = 0
-
-    def __call__(self, t: float, y: Any) -> Any:
-        self.nfev += 1
-        return self.f(t, y)
-
-
-def _grid(t_span: tuple[float, float], h: float) -> tuple[np.ndarray, float]:
-    """Split ``t_span`` into the fewest equal steps of size at most ``h``."""
-    t0, t1 = t_span
-    n_steps = max(1, math.ceil(abs(t1 - t0) / h - 1e-12))
-    return np.linspace(t0, t1, n_steps + 1), (t1 - t0) / n_steps
 
 
 def _weighted_sum(weights, values) -> Any:
@@ -112,49 +64,93 @@ def _weighted_sum(weights, values) -> Any:
     return total
 
 
-def _newton(f, jac, t, y_guess, h_beta, rhs, counts) -> Any:
-    """Solve :math:`y - h\\beta_k f(t, y) = r` by simplified Newton (one LU per step)."""
-    y = np.array(y_guess, dtype=float)
-    n = y.size
-    jacobian = jac(t, y) if jac is not None else _fd_jacobian(f, t, y)
-    counts["njev"] += 1
-    matrix = np.eye(n) - h_beta * np.atleast_2d(jacobian)
-    if not np.all(np.isfinite(matrix)):
-        raise NewtonConvergenceError(f"the Jacobian is not finite at t = {t:.6g}.")
-    lu = scipy.linalg.lu_factor(matrix)
-    counts["nlu"] += 1
-    for _ in range(NEWTON_MAX_ITER):
-        residual = y - h_beta * f(t, y) - rhs
-        if not np.all(np.isfinite(residual)):
-            break
-        delta = scipy.linalg.lu_solve(lu, residual)
-        y = y - delta
-        if np.sqrt(np.mean((delta / (1.0 + np.abs(y))) ** 2)) < NEWTON_TOL:
-            return y
-    raise NewtonConvergenceError(
-        f"Newton's method did not converge in {NEWTON_MAX_ITER} iterations at t = {t:.6g}; "
-        "try a smaller step `h` or pass the exact Jacobian `jac`."
-    )
+class MultistepStepper:
+    r"""A linear multistep method as a fixed-step method with a history.
+
+    Each call advances one step of size ``h`` (the same ``h`` on every call: a uniform
+    grid).  The first ``history - 1`` calls take steps of the one-step ``starter``; after
+    that the multistep formula applies.  ``stats`` counts Jacobians and LU factorisations.
+
+    Parameters
+    ----------
+    method : LinearMultistepMethod
+    corrector : {"newton", "pece"}
+        How an implicit method is solved (ignored for explicit ones).
+    starter : ButcherTableau
+        An explicit one-step method for the starting values.
+    jac : callable, optional
+        ``jac(t, y)``, the Jacobian of ``f``; finite differences otherwise.
+    """
+
+    def __init__(self, method, corrector="newton", starter=None, jac=None) -> None:
+        self.method, self.corrector, self.jac = method, corrector, jac
+        self.starter = starter if starter is not None else get_tableau("dopri5")
+        implicit = not method.explicit
+        self.predictor = adams_bashforth(max(method.computed_order(), 1)) if implicit else None
+        self.history = max(method.steps, self.predictor.steps if implicit else 0)
+        self.ys: list = []
+        self.fs: list = []
+        self.stats = NewtonStats()
+
+    def __call__(self, f, t: float, y: Any, f_t: Any, h: float) -> StepOutcome:
+        self.ys = [*self.ys[-(self.history - 1) :], y] if self.history > 1 else [y]
+        self.fs = [*self.fs[-(self.history - 1) :], f_t] if self.history > 1 else [f_t]
+        if len(self.ys) < self.history:
+            step = rk_step(f, t, y, h, self.starter, k0=f_t)
+            y_new = step.y
+            f_new = step.k[-1] if self.starter.fsal else f(t + h, y_new)
+        else:
+            y_new, f_new = self._multistep(f, t + h, h)
+        return StepOutcome(y_new, f_new, HermiteInterpolant(t, t + h, y, y_new, f_t, f_new))
+
+    def _multistep(self, f, t_new: float, h: float) -> tuple[Any, Any]:
+        k = self.method.steps
+        alpha, beta = self.method.alpha, self.method.beta
+        past = _weighted_sum(alpha[:-1], self.ys[-k:])
+        rhs = -past if past is not None else 0.0 * self.ys[-1]
+        explicit_part = _weighted_sum(beta[:-1], self.fs[-k:])
+        if explicit_part is not None:
+            rhs = rhs + h * explicit_part
+        if self.method.explicit:
+            return rhs, f(t_new, rhs)
+        m = self.predictor.steps
+        guess = self.ys[-1] + h * _weighted_sum(self.predictor.beta[:-1], self.fs[-m:])
+        h_beta = h * float(beta[-1])
+        if self.corrector == "pece":
+            y_new = rhs + h_beta * f(t_new, guess)
+        else:
+            y_new = self._newton(f, t_new, guess, h_beta, rhs)
+        return y_new, f(t_new, y_new)
+
+    def _newton(self, f, t: float, guess: Any, h_beta: float, rhs: Any) -> np.ndarray:
+        r"""Solve :math:`y - h\beta_k f(t, y) = r` by simplified Newton (one LU per step)."""
+        y = np.array(guess, dtype=float)
+        jacobian = self.jac(t, y) if self.jac is not None else finite_difference_jacobian(f, t, y)
+        self.stats.njev += 1
+        matrix = np.eye(y.size) - h_beta * np.atleast_2d(jacobian)
+        if not np.all(np.isfinite(matrix)):
+            raise NewtonConvergenceError(f"the Jacobian is not finite at t = {t:.6g}.")
+        lu = scipy.linalg.lu_factor(matrix)
+        self.stats.nlu += 1
+        for _ in range(NEWTON_MAX_ITER):
+            self.stats.n_iter += 1
+            residual = y - h_beta * f(t, y) - rhs
+            if not np.all(np.isfinite(residual)):
+                break
+            delta = scipy.linalg.lu_solve(lu, residual)
+            y = y - delta
+            if np.sqrt(np.mean((delta / (1.0 + np.abs(y))) ** 2)) < NEWTON_TOL:
+                return y
+        raise NewtonConvergenceError(
+            f"Newton's method did not converge in {NEWTON_MAX_ITER} iterations at t = {t:.6g}; "
+            "try a smaller step `h` or pass the exact Jacobian `jac`."
+        )
 
 
-def _fd_jacobian(f, t, y) -> np.ndarray:
-    f0 = np.asarray(f(t, y), dtype=float)
-    columns = []
-    for i in range(y.size):
-        step = FD_EPS * max(1.0, abs(y[i]))
-        shifted = y.copy()
-        shifted[i] += step
-        columns.append((np.asarray(f(t, shifted), dtype=float) - f0) / step)
-    return np.column_stack(columns)
-
-
-def _start(f, t, y0, h, n_values, starter: ButcherTableau) -> tuple[list, list]:
-    """The first ``n_values`` states and derivatives, from the one-step ``starter``."""
-    ys, fs = [y0], [f(t[0], y0)]
-    for n in range(1, n_values):
-        ys.append(rk_step(f, float(t[n - 1]), ys[-1], h, starter, k0=fs[-1]).y)
-        fs.append(f(float(t[n]), ys[-1]))
-    return ys, fs
+def _uniform_step(t_span: tuple[float, float], h: float) -> float:
+    """The largest step no larger than ``h`` that divides ``t_span`` into equal steps."""
+    length = abs(t_span[1] - t_span[0])
+    return length / max(1, math.ceil(length / h - 1e-12))
 
 
 def multistep_solve(
@@ -167,7 +163,10 @@ def multistep_solve(
     corrector: str = "newton",
     starter: str | ButcherTableau = "dopri5",
     jac: Callable[[float, Any], Any] | None = None,
-) -> MultistepSolution:
+    t_eval: Any = None,
+    dense_output: bool = False,
+    max_steps: int = 1_000_000,
+) -> IntegrationResult:
     r"""Integrate :math:`y' = f(t, y)` on a uniform grid with a linear multistep method.
 
     Parameters
@@ -186,14 +185,17 @@ def multistep_solve(
     corrector : {"newton", "pece"}
         How an implicit method is solved (ignored for explicit methods).
     starter : str or ButcherTableau
-        The one-step method that computes the starting values (default Dormand-Prince,
-        order 5, taken as a fixed-step method so every start-up step has size ``h``).
+        The explicit one-step method that computes the starting values (default
+        Dormand-Prince, order 5, taken with the same fixed step ``h``).
     jac : callable, optional
         ``jac(t, y)``, the Jacobian :math:`\partial f/\partial y`, for ``"newton"``.
+    t_eval, dense_output, max_steps
+        As for :func:`~odecourse.adaptive.integrate_fixed` (Hermite dense output).
 
     Returns
     -------
-    MultistepSolution
+    IntegrationResult
+        With ``njev`` and ``nlu`` filled in for Newton.
 
     Raises
     ------
@@ -211,55 +213,35 @@ def multistep_solve(
         raise ValueError(f"`starter` must name an explicit Runge-Kutta method; got {starter!r}.")
     if jac is not None:
         check_callable("jac", jac)
-
-    counted = _Counted(f)
-    t, h = _grid(t_span, h)
-    implicit = not method.explicit
-    predictor = adams_bashforth(max(method.computed_order(), 1)) if implicit else None
-    history = max(method.steps, predictor.steps if predictor else 0)
-    if len(t) < history:
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    stepper = MultistepStepper(method, corrector, starter, jac)
+    h = _uniform_step(t_span, h)
+    n_steps = round(abs(t_span[1] - t_span[0]) / h)
+    if n_steps < stepper.history:
         raise ValueError(
-            f"`h` = {abs(h):.3g} leaves {len(t) - 1} steps in `t_span`, fewer than the "
-            f"{history - 1} starting steps that {method.name} needs; use a smaller `h`."
+            f"`h` = {h:.3g} leaves {n_steps} steps in `t_span`, too few for {method.name}, "
+            f"which takes {stepper.history - 1} starting steps; use a smaller `h`."
         )
-    ys, fs = _start(counted, t, y0, h, history, starter)
-    counts = {"njev": 0, "nlu": 0}
-    step = _Stepper(counted, method, predictor, corrector, jac, h, counts)
-    for n in range(history, len(t)):
-        y_new, f_new = step(float(t[n]), ys, fs)
-        ys.append(y_new)
-        fs.append(f_new)
-    return MultistepSolution(t, ys, fs, h, counted.nfev, counts["njev"], counts["nlu"])
+    result = integrate_fixed(
+        f, t_span, y0, h, stepper, t_eval=t_eval, dense_output=dense_output, max_steps=max_steps
+    )
+    result.njev, result.nlu = stepper.stats.njev, stepper.stats.nlu
+    return result
 
 
-@dataclass
-class _Stepper:
-    """One step of ``method`` from the history; the generic update written once."""
+def _register(name: str, method: LinearMultistepMethod, corrector: str) -> None:
+    def solver(fun, t_span, y0, *, h, jac=None, starter="dopri5", **settings):
+        return multistep_solve(
+            fun, t_span, y0, h, method, corrector=corrector, starter=starter, jac=jac, **settings
+        )
 
-    f: Callable
-    method: LinearMultistepMethod
-    predictor: LinearMultistepMethod | None
-    corrector: str
-    jac: Callable | None
-    h: float
-    counts: dict
+    options = ("starter",) if method.explicit or corrector == "pece" else ("starter", "jac")
+    register_method(name, solver, fixed_step=True, options=options, replace=True)
 
-    def __call__(self, t_new: float, ys: list, fs: list) -> tuple[Any, Any]:
-        k = self.method.steps
-        alpha, beta = self.method.alpha, self.method.beta
-        past = _weighted_sum(alpha[:-1], ys[-k:])
-        rhs = -past if past is not None else 0.0 * ys[-1]
-        explicit_part = _weighted_sum(beta[:-1], fs[-k:])
-        if explicit_part is not None:
-            rhs = rhs + self.h * explicit_part
-        if self.method.explicit:
-            y_new = rhs
-            return y_new, self.f(t_new, y_new)
-        m = self.predictor.steps
-        guess = ys[-1] + self.h * _weighted_sum(self.predictor.beta[:-1], fs[-m:])
-        h_beta = self.h * float(beta[-1])
-        if self.corrector == "pece":
-            y_new = rhs + h_beta * self.f(t_new, guess)
-        else:
-            y_new = _newton(self.f, self.jac, t_new, guess, h_beta, rhs, self.counts)
-        return y_new, self.f(t_new, y_new)
+
+for _order in range(1, 9):
+    _register(f"AB{_order}", get_multistep_method(f"AB{_order}"), "newton")
+    _register(f"AM{_order}", get_multistep_method(f"AM{_order}"), "newton")
+    _register(f"ABM{_order}", get_multistep_method(f"AM{_order}"), "pece")
+for _order in range(1, 7):
+    _register(f"BDF{_order}", get_multistep_method(f"BDF{_order}"), "newton")
