@@ -56,7 +56,9 @@ def stability_function(tableau: ButcherTableau) -> Callable[[Any], np.ndarray]:
     def R(z: Any) -> np.ndarray:
         z = np.asarray(z, dtype=complex)[..., None, None]
         identity = np.eye(s)
-        return np.linalg.det(identity - z * A + z * rank_one) / np.linalg.det(identity - z * A)
+        numerator = np.linalg.det(identity - z * A + z * rank_one)
+        with np.errstate(divide="ignore", invalid="ignore"):  # poles of R give inf, not warnings
+            return numerator / np.linalg.det(identity - z * A)
 
     R.__doc__ = f"Stability function of {tableau.name!r}."
     return R
