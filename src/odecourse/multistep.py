@@ -395,7 +395,11 @@ def absolute_stability_mask(
 
     :math:`z` is in the region when every root of the stability polynomial
     :math:`\pi(\zeta; z) = \rho(\zeta) - z\sigma(\zeta)` has modulus at most one.  The roots are
-    the eigenvalues of companion matrices, computed for all points at once.
+    the eigenvalues of companion matrices, computed for all points at once.  Roots are
+    compared with ``1 + tol`` only: at the isolated points of the boundary where a root of
+    modulus one is repeated (the leapfrog method at :math:`z = \pm i`, say) the strict
+    definition, which asks for simple unimodular roots, would say unstable; on a grid this
+    set has measure zero.
 
     Parameters
     ----------
