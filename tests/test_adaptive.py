@@ -188,3 +188,66 @@ def test_torch_gradient_through_adaptive_loop_matches_finite_differences():
             for s in (shift, -shift)
         ]
         assert grad[j].item() == pytest.approx((values[0] - values[1]) / (2 * eps), rel=1e-5)
+
+
+def test_error_norm_hook_replaces_the_rms_norm():
+    y, y_new, err = np.array([1.0, -2.0]), np.array([3.0, 1.0]), np.array([1e-3, 2e-3])
+    scaled = err / (1e-6 + 1e-3 * np.array([3.0, 2.0]))
+    assert error_norm(err, y, y_new, 1e-3, 1e-6, norm=lambda x: np.max(abs(x))) == pytest.approx(
+        np.max(scaled), rel=1e-14
+    )
+    rms = error_norm(err, y, y_new, 1e-3, 1e-6, norm=lambda x: np.sqrt(np.mean(x * x)))
+    assert rms == pytest.approx(error_norm(err, y, y_new, 1e-3, 1e-6), rel=1e-14)
+
+
+def test_integrate_adaptive_norm_hook_steers_the_steps():
+    """The RMS norm passed explicitly changes nothing; a seminorm that ignores a component
+    whose error dominates takes fewer steps (the idea behind the adjoint seminorm)."""
+    problem = get_problem("harmonic_oscillator")
+    y0 = np.concatenate([problem.y0, [0.0]])
+
+    def f(t, y):  # the oscillator plus a quadrature component that is hard to resolve
+        return np.concatenate([problem.f(t, y[:2]), [math.cos(20.0 * t) * 50.0]])
+
+    kwargs = {"rtol": 1e-6, "atol": 1e-9}
+    plain = integrate_adaptive(f, (0.0, 10.0), y0, DOPRI5, **kwargs)
+    rms = integrate_adaptive(
+        f, (0.0, 10.0), y0, DOPRI5, norm=lambda x: np.sqrt(np.mean(x * x)), **kwargs
+    )
+    semi = integrate_adaptive(
+        f, (0.0, 10.0), y0, DOPRI5, norm=lambda x: np.sqrt(np.mean(x[:2] ** 2)), **kwargs
+    )
+    assert rms.nfev == plain.nfev and rms.t == plain.t
+    assert semi.nfev < plain.nfev
+    np.testing.assert_allclose(semi.y[-1][:2], problem.exact(10.0), atol=1e-5)
+
+
+def test_integrate_fixed_on_a_given_grid_steps_exactly_between_its_points():
+    problem = get_problem("exponential_decay")
+    grid = [0.0, 0.1, 0.35, 0.5, 1.0]
+    result = integrate_fixed(
+        problem.f, (0.0, 1.0), problem.y0, None, get_tableau("rk4"), grid=grid, t_eval=grid
+    )
+    assert result.t == grid and result.n_steps == 4 and result.nfev == 4 * 4 + 1
+    # Each output is one RK4 step from the previous one.
+    for k in range(4):
+        t, t_new = result.t[k], result.t[k + 1]
+        step = integrate_fixed(problem.f, (t, t_new), result.y[k], t_new - t, get_tableau("rk4"))
+        np.testing.assert_allclose(step.y[-1], result.y[k + 1], rtol=1e-15)
+    backward = integrate_fixed(
+        problem.f, (1.0, 0.0), problem.y0, None, get_tableau("euler"), grid=grid[::-1]
+    )
+    assert backward.t == grid[::-1] and backward.n_steps == 4
+
+
+def test_torch_norm_hook_receives_a_detached_tensor():
+    seen = []
+
+    def norm(x):
+        seen.append(x.requires_grad)
+        return x.abs().max()
+
+    y0 = torch.tensor([0.3, -1.2, 0.7], dtype=torch.float64, requires_grad=True)
+    result = integrate_adaptive(_rhs, (0.0, 1.0), y0, DOPRI5, rtol=1e-6, atol=1e-9, norm=norm)
+    assert seen and not any(seen)
+    assert result.y[-1].requires_grad

@@ -16,12 +16,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["all_finite", "is_torch", "maximum", "rms_norm"]
+__all__ = ["all_finite", "detach", "is_torch", "maximum", "rms_norm"]
 
 
 def is_torch(x: Any) -> bool:
     """Return True if ``x`` is a torch tensor (without importing torch)."""
     return type(x).__module__.startswith("torch")
+
+
+def detach(x: Any) -> Any:
+    """Return ``x`` cut from any autograd graph (a torch tensor's ``detach()``; NumPy as is)."""
+    return x.detach() if is_torch(x) else x
 
 
 def maximum(a: Any, b: Any) -> Any:

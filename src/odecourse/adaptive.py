@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from odecourse._arrays import maximum, rms_norm
+from odecourse._arrays import detach, maximum, rms_norm
 from odecourse.runge_kutta import ButcherTableau, make_interpolant, rk_step
 
 __all__ = [
@@ -56,8 +56,13 @@ MIN_FACTOR = 0.2  #: smallest allowed ratio h_new / h
 MAX_FACTOR = 10.0  #: largest allowed ratio h_new / h
 SUCCESS_MESSAGE = "The solver successfully reached the end of the integration interval."
 
+#: A norm for the step-size controller: maps a scaled error array to a float (or 0-d tensor).
+Norm = Callable[[Any], Any]
 
-def error_norm(error: Any, y: Any, y_new: Any, rtol: Any, atol: Any) -> float:
+
+def error_norm(
+    error: Any, y: Any, y_new: Any, rtol: Any, atol: Any, norm: Norm | None = None
+) -> float:
     r"""Scaled RMS norm of a local error estimate (SciPy's and Hairer's choice).
 
     .. math::
@@ -65,10 +70,15 @@ def error_norm(error: Any, y: Any, y_new: Any, rtol: Any, atol: Any) -> float:
             + \mathrm{rtol}\,\max(|y_i|, |y^{\mathrm{new}}_i|)}\Big)^2}
 
     A step is accepted when this is below one.  Returns a Python float.
-    Taught in Chapter 3.
+    ``norm``, if given, replaces the RMS norm: it receives the scaled error
+    :math:`e_i / (\mathrm{atol}_i + \mathrm{rtol} \max(|y_i|, |y^{\mathrm{new}}_i|))`
+    (detached from any autograd graph) and returns a scalar.  The adjoint
+    method's *seminorm* is such a norm (kidger2021).  Taught in Chapter 3.
     """
+    error, y, y_new = detach(error), detach(y), detach(y_new)
     scale = atol + rtol * maximum(abs(y), abs(y_new))
-    return rms_norm(error / scale)
+    scaled = error / scale
+    return rms_norm(scaled) if norm is None else float(norm(scaled))
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ def select_initial_step(
     rtol: Any,
     atol: Any,
     max_step: float = math.inf,
+    norm: Norm | None = None,
 ) -> float:
     r"""Guess the size of the first step (hairer1993, Sec. II.4; SciPy's algorithm).
 
@@ -140,22 +151,29 @@ def select_initial_step(
     .. math:: h = \min\Big(100 h_0,\; \big(0.01/\max(d_1, d_2)\big)^{1/(\hat p+1)},\;
               |t_1 - t_0|,\; h_{\max}\Big).
 
-    Costs one evaluation of ``f``.  Returns the absolute step size.
-    Taught in Chapter 3.
+    Costs one evaluation of ``f``.  Returns the absolute step size.  ``norm``
+    replaces the RMS norm as in :func:`error_norm`.  Taught in Chapter 3.
     """
+    norm = rms_norm if norm is None else _as_float(norm)
     interval = abs(t1 - t0)
     direction = 1.0 if t1 > t0 else -1.0
+    y0, f0 = detach(y0), detach(f0)
     scale = atol + rtol * abs(y0)
-    d0, d1 = rms_norm(y0 / scale), rms_norm(f0 / scale)
+    d0, d1 = norm(y0 / scale), norm(f0 / scale)
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     h0 = min(h0, interval)
-    f1 = f(t0 + direction * h0, y0 + (direction * h0) * f0)
-    d2 = rms_norm((f1 - f0) / scale) / h0
+    f1 = detach(f(t0 + direction * h0, y0 + (direction * h0) * f0))
+    d2 = norm((f1 - f0) / scale) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / max(d1, d2)) ** (1.0 / (error_order + 1))
     return min(100 * h0, h1, interval, max_step)
+
+
+def _as_float(norm: Norm) -> Callable[[Any], float]:
+    """Wrap a user norm so that it returns a Python float."""
+    return lambda x: float(norm(x))
 
 
 @dataclass
@@ -253,6 +271,16 @@ class _Accepted:
     interpolant: Callable[[float], Any]
 
 
+@dataclass(frozen=True)
+class _Tolerances:
+    """What decides acceptance: tolerances, the largest step, and the norm (None: RMS)."""
+
+    rtol: Any
+    atol: Any
+    max_step: float
+    norm: Norm | None
+
+
 def _min_step(t: float, direction: float) -> float:
     """Ten units in the last place of ``t``: below this a step cannot advance time."""
     return 10 * abs(math.nextafter(t, direction * math.inf) - t)
@@ -267,16 +295,15 @@ def _attempt(
     t1: float,
     tableau: ButcherTableau,
     controller: StepSizeController,
-    tol: tuple[Any, Any, float],
+    tol: _Tolerances,
 ) -> tuple[_Accepted | None, float, int]:
     """Try steps from ``t`` until one is accepted or the step size underflows.
 
     Returns the accepted step (None on underflow), the proposed next ``|h|`` and
     the number of rejections.
     """
-    rtol, atol, max_step = tol
     direction = 1.0 if t1 > t else -1.0
-    h_abs, rejected = min(h_abs, max_step), 0
+    h_abs, rejected = min(h_abs, tol.max_step), 0
     min_step = _min_step(t, direction)
     h_abs = max(h_abs, min_step)
     while h_abs >= min_step:
@@ -285,7 +312,7 @@ def _attempt(
             t_new = t1
         h = t_new - t
         step = rk_step(f, t, y, h, tableau, k0=f_t)
-        err = error_norm(step.error, y, step.y, rtol, atol)
+        err = error_norm(step.error, y, step.y, tol.rtol, tol.atol, tol.norm)
         factor = controller.factor(err, after_rejection=rejected > 0)
         if controller.accept(err):
             f_new = step.k[-1] if tableau.fsal else f(t_new, step.y)
@@ -309,6 +336,7 @@ def integrate_adaptive(
     max_steps: int = 100_000,
     dense_output: bool = False,
     controller: StepSizeController | None = None,
+    norm: Norm | None = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` over ``t_span`` with an embedded Runge-Kutta pair.
 
@@ -347,6 +375,9 @@ def integrate_adaptive(
         Keep one interpolant per step in the result.
     controller : StepSizeController, optional
         Default ``StepSizeController(tableau.error_order)``.
+    norm : callable, optional
+        Replaces the RMS norm of the scaled error in :func:`error_norm` and
+        :func:`select_initial_step` (e.g. a seminorm for the adjoint method).
 
     Returns
     -------
@@ -360,8 +391,11 @@ def integrate_adaptive(
     t0, t1 = float(t_span[0]), float(t_span[1])
     controller = controller or StepSizeController(tableau.error_order)
     f_t = f(t0, y0)
+    tol = _Tolerances(rtol, atol, max_step, norm)
     if first_step is None:
-        h_abs = select_initial_step(f, t0, y0, f_t, t1, tableau.error_order, rtol, atol, max_step)
+        h_abs = select_initial_step(
+            f, t0, y0, f_t, t1, tableau.error_order, rtol, atol, max_step, norm
+        )
     else:
         h_abs = first_step
     recorder = _Recorder(t0, y0, t_eval, 1.0 if t1 > t0 else -1.0, dense_output)
@@ -371,9 +405,7 @@ def integrate_adaptive(
         if counts["n_steps"] >= max_steps:
             status, message = -1, _too_many_steps(max_steps, t)
             break
-        step, h_abs, rejected = _attempt(
-            f, t, y, f_t, h_abs, t1, tableau, controller, (rtol, atol, max_step)
-        )
+        step, h_abs, rejected = _attempt(f, t, y, f_t, h_abs, t1, tableau, controller, tol)
         counts["n_rejected"] += rejected
         if step is None:
             status, message = -1, _step_too_small(t, h_abs)
@@ -450,12 +482,13 @@ def integrate_fixed(
     f: Callable[[float, Any], Any],
     t_span: tuple[float, float],
     y0: Any,
-    h: float,
+    h: float | None,
     step: ButcherTableau | FixedStep,
     *,
     t_eval: Sequence[float] | None = None,
     max_steps: int = 1_000_000,
     dense_output: bool = False,
+    grid: Sequence[float] | None = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` with a constant step size ``h`` on :func:`fixed_grid`.
 
@@ -467,6 +500,12 @@ def integrate_fixed(
     at ``t_eval`` come from each step's interpolant (the tableau's dense
     output, or cubic Hermite).  Stops with ``status = -1`` after ``max_steps``.
 
+    ``grid``, if given, replaces :func:`fixed_grid`: the steps go from each of
+    its points to the next (``h`` is then ignored and may be None).  It must be
+    strictly monotone, start at ``t_span[0]`` and end at ``t_span[1]``; with
+    ``grid = t_eval`` the method steps exactly between the output times, as
+    torchdiffeq's fixed-grid solvers do without a ``step_size``.
+
     Returns
     -------
     IntegrationResult
@@ -476,7 +515,7 @@ def integrate_fixed(
     if isinstance(step, ButcherTableau):
         step = rk_stepper(step)
     f = _Counted(f)
-    grid = fixed_grid(t_span, h)
+    grid = fixed_grid(t_span, h) if grid is None else [float(t) for t in grid]
     direction = 1.0 if grid[-1] > grid[0] else -1.0
     recorder = _Recorder(grid[0], y0, t_eval, direction, dense_output)
     y, f_t = y0, f(grid[0], y0)

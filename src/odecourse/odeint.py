@@ -1,0 +1,523 @@
+"""``odeint``: torchdiffeq's interface over the course's integrator core.
+
+``odecourse.odeint.odeint(func, y0, t)`` takes torchdiffeq's arguments,
+defaults, shapes and semantics, so a reader can switch between
+``from torchdiffeq import odeint`` and ours by changing one import.  It runs
+the same Runge-Kutta core as :func:`odecourse.solve.solve_ivp`
+(:func:`~odecourse.adaptive.integrate_adaptive` and
+:func:`~odecourse.adaptive.integrate_fixed`): the tableau, the step, the
+controller and the loop are shared, only the conventions differ.  Because the
+core touches the state with ``+`` and ``*`` only, autograd records every stage
+and gradients flow back through the solver ("backprop through the solver").
+
+Taught in Chapter 7.
+
+References
+----------
+chen2018: R. T. Q. Chen, Y. Rubanova, J. Bettencourt, D. Duvenaud, Neural ordinary
+differential equations, NeurIPS 2018 (and the torchdiffeq library).
+hairer1993: E. Hairer, S. P. Norsett, G. Wanner, Solving Ordinary Differential
+Equations I, 2nd ed., Springer, 1993, Sec. II.4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from odecourse._validation import check_callable, check_choice, check_int, check_positive
+from odecourse.adaptive import (
+    IntegrationResult,
+    StepSizeController,
+    integrate_adaptive,
+    integrate_fixed,
+)
+from odecourse.runge_kutta import ButcherTableau, get_tableau
+
+__all__ = [
+    "ADAPTIVE_METHODS",
+    "ADAPTIVE_OPTIONS",
+    "FIXED_METHODS",
+    "FIXED_OPTIONS",
+    "UNSUPPORTED_METHODS",
+    "CountedFunc",
+    "SolveStats",
+    "odeint",
+]
+
+#: Adaptive (embedded-pair) methods, by torchdiffeq's names.
+ADAPTIVE_METHODS = ("dopri5", "bosh3")
+#: Fixed-step methods: torchdiffeq's ``euler``, ``midpoint``, ``rk4`` and ours.
+FIXED_METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "rk38")
+#: torchdiffeq methods that odecourse does not implement.
+UNSUPPORTED_METHODS = (
+    "dopri8",
+    "adaptive_heun",
+    "fehlberg2",
+    "heun3",
+    "explicit_adams",
+    "implicit_adams",
+    "fixed_adams",
+    "scipy_solver",
+)
+#: Options of the adaptive methods (torchdiffeq's names).
+ADAPTIVE_OPTIONS = (
+    "first_step",
+    "max_num_steps",
+    "max_step",
+    "norm",
+    "safety",
+    "ifactor",
+    "dfactor",
+)
+#: Options of the fixed-step methods.
+FIXED_OPTIONS = ("step_size",)
+_UNIMPLEMENTED_OPTIONS = ("step_t", "jump_t", "min_step", "dtype", "grid_constructor", "perturb")
+_NO_LIMIT = 2**31 - 1  # torchdiffeq's default `max_num_steps`
+
+Norm = Callable[[Any], Any]
+
+
+@dataclass
+class SolveStats:
+    """Counters of one ``odeint`` or ``odeint_adjoint`` call, filled in by the solver.
+
+    Pass an instance as ``stats=`` and read it afterwards; ``odeint_adjoint``
+    fills the ``*_backward`` fields when the backward pass runs.
+
+    Attributes
+    ----------
+    nfe, n_steps, n_rejected : int
+        Evaluations of ``func``, accepted and rejected steps of the forward solve.
+    nfe_backward, n_steps_backward, n_rejected_backward : int
+        The same for the adjoint solve (summed over the output intervals).
+    """
+
+    nfe: int = 0
+    n_steps: int = 0
+    n_rejected: int = 0
+    nfe_backward: int = 0
+    n_steps_backward: int = 0
+    n_rejected_backward: int = 0
+
+    def add(self, result: IntegrationResult, *, backward: bool = False) -> None:
+        """Add the counters of one core integration to the forward or backward totals."""
+        suffix = "_backward" if backward else ""
+        for name, value in (("nfe", result.nfev), ("n_steps", result.n_steps)):
+            setattr(self, name + suffix, getattr(self, name + suffix) + value)
+        key = "n_rejected" + suffix
+        setattr(self, key, getattr(self, key) + result.n_rejected)
+
+
+class CountedFunc(nn.Module):
+    """Wrap a vector field ``func(t, y)`` and count its evaluations in ``nfe``.
+
+    A module ``func`` is registered as a submodule, so ``parameters()``,
+    ``.to(device)`` and ``odeint_adjoint`` see its parameters.  A plain
+    function has none: ``odeint_adjoint`` then needs ``adjoint_params``.
+    Works with torchdiffeq too (it is just a module with a ``forward(t, y)``).
+
+    Examples
+    --------
+    >>> f = CountedFunc(lambda t, y: -y)
+    >>> _ = odeint(f, torch.ones(2), torch.tensor([0.0, 1.0]))
+    >>> f.nfe > 0
+    True
+
+    Taught in Chapter 7.
+    """
+
+    def __init__(self, func: Callable[[Tensor, Any], Any]) -> None:
+        super().__init__()
+        self.func = check_callable("func", func)
+        self.nfe = 0
+
+    @property
+    def wraps_module(self) -> bool:
+        """True if the wrapped ``func`` is an ``nn.Module`` (so it carries parameters)."""
+        return isinstance(self.func, nn.Module)
+
+    def forward(self, t: Tensor, y: Any) -> Any:
+        self.nfe += 1
+        return self.func(t, y)
+
+    def reset(self) -> None:
+        """Set ``nfe`` back to zero."""
+        self.nfe = 0
+
+
+# --------------------------------------------------------------------------- state layout
+
+
+@dataclass(frozen=True)
+class _TupleLayout:
+    """How a tuple state is packed into one flat tensor for the core, and unpacked."""
+
+    shapes: tuple[torch.Size, ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [math.prod(shape) for shape in self.shapes]
+
+    def flatten(self, parts: Any, name: str) -> Tensor:
+        if not isinstance(parts, tuple) or len(parts) != len(self.shapes):
+            raise TypeError(
+                f"`{name}` must return a tuple of {len(self.shapes)} tensors like `y0`; "
+                f"got {type(parts).__name__}."
+            )
+        for i, (part, shape) in enumerate(zip(parts, self.shapes, strict=True)):
+            if not isinstance(part, Tensor) or part.shape != shape:
+                got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
+                raise ValueError(f"`{name}` output {i} must have shape {tuple(shape)}; got {got}.")
+        return torch.cat([part.reshape(-1) for part in parts])
+
+    def unflatten(self, flat: Tensor) -> tuple[Tensor, ...]:
+        chunks = flat.split(self.sizes)
+        return tuple(c.view(s) for c, s in zip(chunks, self.shapes, strict=True))
+
+    def unstack(self, stacked: Tensor) -> tuple[Tensor, ...]:
+        n = stacked.shape[0]
+        chunks = stacked.split(self.sizes, dim=1)
+        return tuple(c.reshape(n, *s) for c, s in zip(chunks, self.shapes, strict=True))
+
+    def mixed_norm(self, flat: Tensor) -> Tensor:
+        """torchdiffeq's default for tuples: the largest RMS norm over the components."""
+        return max(_rms(part) for part in self.unflatten(flat) if part.numel() > 0)
+
+    def tuple_norm(self, norm: Norm) -> Norm:
+        """A user norm of the tuple of components, as a norm of the flat state."""
+        return lambda flat: norm(self.unflatten(flat))
+
+
+def _rms(x: Tensor) -> Tensor:
+    return x.pow(2).mean().sqrt()
+
+
+def _check_tensor(name: str, value: Any) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor (or, for y0, a tuple of tensors); "
+            f"got {type(value).__name__}."
+        )
+    if not value.is_floating_point():
+        raise TypeError(
+            f"`{name}` must have a floating dtype (float32 or float64); got {value.dtype}."
+        )
+    return value
+
+
+def _check_y0(y0: Any) -> tuple[Tensor, _TupleLayout | None]:
+    """Validate ``y0``; return it (tuples packed flat) and the tuple layout or None."""
+    if isinstance(y0, tuple):
+        if not y0:
+            raise ValueError("`y0` must be a tensor or a non-empty tuple of tensors; got ().")
+        parts = [_check_tensor(f"y0[{i}]", part) for i, part in enumerate(y0)]
+        kinds = {(p.dtype, p.device) for p in parts}
+        if len(kinds) > 1:
+            raise ValueError(
+                "the tensors of `y0` must share one dtype and device; "
+                f"got {sorted(map(str, kinds))}."
+            )
+        layout = _TupleLayout(tuple(p.shape for p in parts))
+        flat = torch.cat([p.reshape(-1) for p in parts])
+    else:
+        flat, layout = _check_tensor("y0", y0), None
+    if not bool(torch.isfinite(flat).all()):
+        raise ValueError("`y0` must contain only finite values.")
+    return flat, layout
+
+
+def _check_t(t: Any, y0: Tensor) -> list[float]:
+    """Validate the output times and return them as Python floats."""
+    t = _check_tensor("t", t)
+    if t.ndim != 1 or t.numel() < 1:
+        raise ValueError(
+            f"`t` must be a 1-D tensor with at least one time; got shape {tuple(t.shape)}."
+        )
+    if t.device != y0.device:
+        raise ValueError(f"`t` must be on the device of `y0` ({y0.device}); got {t.device}.")
+    if t.requires_grad:
+        raise ValueError(
+            "gradients with respect to `t` are not supported; pass `t.detach()` "
+            "(odecourse differentiates with respect to y0 and the parameters of func)."
+        )
+    times = t.tolist()
+    if not all(math.isfinite(s) for s in times):
+        raise ValueError(f"`t` must contain only finite times; got {times!r:.80}.")
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    if steps and not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
+        raise ValueError(
+            f"`t` must be strictly increasing or strictly decreasing; got {times!r:.80}."
+        )
+    return times
+
+
+def _check_tolerance(name: str, value: Any) -> float:
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+        value = value.item()
+    return check_positive(name, value, allow_zero=True)
+
+
+def _resolve_method(method: Any) -> ButcherTableau:
+    if method is None:
+        return get_tableau("dopri5")
+    if isinstance(method, ButcherTableau):
+        if not method.explicit:
+            raise ValueError(f"`method` must be an explicit tableau; {method.name!r} is implicit.")
+        return method
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a method name; got {type(method).__name__}.")
+    accepted = ", ".join(map(repr, ADAPTIVE_METHODS + FIXED_METHODS))
+    if method in UNSUPPORTED_METHODS:
+        raise ValueError(
+            f"method {method!r} is a torchdiffeq method that odecourse does not implement; "
+            f"supported methods: {accepted}."
+        )
+    check_choice("method", method, ADAPTIVE_METHODS + FIXED_METHODS)
+    return get_tableau(method)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Validated options of one call."""
+
+    step_size: float | None = None
+    first_step: float | None = None
+    max_num_steps: int = _NO_LIMIT
+    max_step: float = math.inf
+    norm: Norm | None = None
+    safety: float = 0.9
+    ifactor: float = 10.0
+    dfactor: float = 0.2
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "step_size": check_positive,
+    "first_step": check_positive,
+    "max_num_steps": lambda name, v: check_int(name, v, minimum=1),
+    "max_step": lambda name, v: check_positive(name, v, allow_inf=True),
+    "norm": check_callable,
+    "safety": check_positive,
+    "ifactor": check_positive,
+    "dfactor": check_positive,
+}
+
+
+def _check_options(options: Any, tableau: ButcherTableau) -> _Settings:
+    if options is None:
+        return _Settings()
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`options` must be a dict or None; got {type(options).__name__}.")
+    accepted = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
+    kind = "adaptive" if tableau.adaptive else "fixed-step"
+    for key in options:
+        if key not in accepted:
+            why = " (a torchdiffeq option odecourse does not implement)"
+            raise ValueError(
+                f"unknown option {key!r} for the {kind} method {tableau.name!r}"
+                f"{why if key in _UNIMPLEMENTED_OPTIONS else ''}; "
+                f"accepted options: {', '.join(map(repr, accepted))}."
+            )
+    return _Settings(**{key: _CHECKS[key](key, value) for key, value in options.items()})
+
+
+# --------------------------------------------------------------------------- the solve
+
+
+class _TensorRHS:
+    """The core's ``f(t: float, y)``: calls ``func(t as a 0-d tensor, y)`` and checks it."""
+
+    def __init__(self, func: Callable, y0: Tensor, layout: _TupleLayout | None) -> None:
+        self.func, self.layout = func, layout
+        self.dtype, self.device, self.shape = y0.dtype, y0.device, y0.shape
+        self.last_t = math.nan
+
+    def __call__(self, t: float, y: Tensor) -> Tensor:
+        self.last_t = t
+        time = torch.tensor(t, dtype=self.dtype, device=self.device)
+        if self.layout is not None:
+            return self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
+        dy = self.func(time, y)
+        if not isinstance(dy, Tensor) or dy.shape != self.shape:
+            got = tuple(dy.shape) if isinstance(dy, Tensor) else type(dy).__name__
+            raise ValueError(
+                f"`func` must return a tensor of shape {tuple(self.shape)}; got {got}."
+            )
+        return dy
+
+
+def _integrate(
+    rhs: _TensorRHS,
+    y0: Tensor,
+    times: list[float],
+    tableau: ButcherTableau,
+    tolerances: tuple[float, float],
+    settings: _Settings,
+) -> IntegrationResult:
+    """Run the shared core: adaptive between ``t[0]`` and ``t[-1]``, or on a fixed grid."""
+    t_span = (times[0], times[-1])
+    if tableau.adaptive:
+        controller = StepSizeController(
+            tableau.error_order, settings.safety, settings.dfactor, settings.ifactor
+        )
+        return integrate_adaptive(
+            rhs, t_span, y0, tableau, rtol=tolerances[0], atol=tolerances[1], t_eval=times,
+            first_step=settings.first_step, max_step=settings.max_step,
+            max_steps=settings.max_num_steps, controller=controller, norm=settings.norm,
+        )  # fmt: skip
+    grid = None if settings.step_size is not None else times
+    return integrate_fixed(
+        rhs, t_span, y0, settings.step_size, tableau, t_eval=times, grid=grid, max_steps=_NO_LIMIT
+    )
+
+
+def _raise_failure(result: IntegrationResult, rhs: _TensorRHS, settings: _Settings) -> None:
+    if result.n_steps >= settings.max_num_steps:
+        raise RuntimeError(
+            f"odeint: `max_num_steps` ({settings.max_num_steps}) exceeded near t = "
+            f"{rhs.last_t:.6g}; raise options['max_num_steps'] or loosen rtol/atol."
+        )
+    raise RuntimeError(
+        f"odeint: the step size became too small near t = {rhs.last_t:.6g}; the solution may "
+        "blow up or become non-finite near this time, or the problem is too stiff for an "
+        "explicit method."
+    )
+
+
+def _check_finite_solution(solution: Tensor, times: list[float]) -> None:
+    finite = torch.isfinite(solution.detach().reshape(len(times), -1)).all(dim=1)
+    if bool(finite.all()):
+        return
+    i = int((~finite).nonzero()[0, 0])
+    raise RuntimeError(
+        f"odeint: the solution is not finite at t = {times[i]:.6g} (output {i}); it was finite "
+        f"at t = {times[i - 1]:.6g}. It may blow up in between, or the step is too large "
+        "(use a smaller step_size or an adaptive method)."
+    )
+
+
+def odeint(
+    func: Callable[[Tensor, Any], Any],
+    y0: Tensor | tuple[Tensor, ...],
+    t: Tensor,
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    method: str | ButcherTableau | None = None,
+    options: Mapping[str, Any] | None = None,
+    stats: SolveStats | None = None,
+) -> Tensor | tuple[Tensor, ...]:
+    r"""Solve :math:`y' = f(t, y)`, :math:`y(t_0) = y_0`, and return ``y`` at every time of ``t``.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(t, y)``; ``t`` is a 0-d tensor of ``y0``'s dtype and device, ``y``
+        and the return value are shaped like ``y0`` (a tuple like ``y0`` for a tuple).
+    y0 : Tensor, shape (*S), or tuple of Tensors
+        Initial state at ``t[0]``, float32 or float64, on any device.  Tuple
+        components must share dtype and device.
+    t : Tensor, shape (T,)
+        Output times, strictly increasing or strictly decreasing, floating, on
+        ``y0``'s device.  Only their values are used (cast to ``y0``'s dtype when
+        passed to ``func``); gradients with respect to ``t`` are not supported.
+    rtol, atol : float
+        Non-negative tolerances of the adaptive methods (torchdiffeq's defaults).
+    method : str, optional
+        ``"dopri5"`` (default), ``"bosh3"`` (adaptive), ``"euler"``, ``"midpoint"``,
+        ``"heun"``, ``"ralston"``, ``"rk4"``, ``"rk38"`` (fixed step), or an
+        explicit :class:`~odecourse.runge_kutta.ButcherTableau`.
+    options : dict, optional
+        Adaptive: ``first_step``, ``max_num_steps`` (accepted steps over the
+        whole call), ``max_step``, ``norm`` (callable ``tensor -> scalar`` that
+        replaces the RMS norm of the scaled error; for a tuple state it receives
+        the tuple), ``safety``, ``ifactor``, ``dfactor``.  Fixed step:
+        ``step_size``.  Without ``step_size`` a fixed-step method takes exactly
+        one step from each output time to the next, as torchdiffeq does; with it,
+        it steps on the grid ``t[0] + k * step_size`` (last step shortened to end
+        at ``t[-1]``) and fills the output times by dense output.
+    stats : SolveStats, optional
+        Filled with the number of evaluations and steps (not a torchdiffeq argument).
+
+    Returns
+    -------
+    Tensor, shape (T, *S), or tuple of Tensors
+        ``y`` at each time of ``t`` stacked along a new first dimension;
+        ``result[0]`` equals ``y0``.  Differentiable with respect to ``y0`` and
+        whatever ``func`` depends on.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid arguments; the message names the argument.
+    RuntimeError
+        If the step size underflows, ``max_num_steps`` is exceeded, or the
+        solution becomes non-finite (the message gives the time).
+
+    Notes
+    -----
+    Each step is the generic explicit Runge-Kutta step of the method's tableau,
+
+    .. math::
+        k_i = f\Big(t_n + c_i h,\; y_n + h \sum_{j<i} a_{ij} k_j\Big), \qquad
+        y_{n+1} = y_n + h \sum_i b_i k_i,
+
+    and adaptive methods accept a step when the scaled RMS norm of the embedded
+    error estimate is below one.  Differences from torchdiffeq: ``"rk4"`` is the
+    classical tableau (torchdiffeq's ``"rk4"`` uses the 3/8 rule: our ``"rk38"``);
+    output times between steps come from the tableau's dense output (torchdiffeq
+    fits its own quartic for dopri5, and interpolates linearly for fixed-grid
+    methods with ``step_size``); the step-size controller is SciPy's.  Taught in
+    Chapter 7.
+
+    References
+    ----------
+    chen2018; hairer1993, Sec. II.4; dormand1980.
+    """
+    check_callable("func", func)
+    flat_y0, layout = _check_y0(y0)
+    times = _check_t(t, flat_y0)
+    tableau = _resolve_method(method)
+    tolerances = (_check_tolerance("rtol", rtol), _check_tolerance("atol", atol))
+    if tableau.adaptive and tolerances == (0.0, 0.0):
+        raise ValueError("`rtol` and `atol` cannot both be zero.")
+    settings = _check_options(options, tableau)
+    if layout is not None and tableau.adaptive:
+        norm = layout.mixed_norm if settings.norm is None else layout.tuple_norm(settings.norm)
+        settings = dataclasses.replace(settings, norm=norm)
+    solution = _solve(func, flat_y0, times, tableau, tolerances, settings, layout, stats)
+    return solution if layout is None else layout.unstack(solution)
+
+
+def _solve(
+    func: Callable,
+    y0: Tensor,
+    times: list[float],
+    tableau: ButcherTableau,
+    tolerances: tuple[float, float],
+    settings: _Settings,
+    layout: _TupleLayout | None,
+    stats: SolveStats | None,
+) -> Tensor:
+    """Integrate the validated problem and stack the outputs along a new first dimension."""
+    if len(times) == 1:
+        return torch.stack([y0])
+    rhs = _TensorRHS(func, y0, layout)
+    result = _integrate(rhs, y0, times, tableau, tolerances, settings)
+    if stats is not None:
+        stats.add(result)
+    if result.status < 0:
+        _raise_failure(result, rhs, settings)
+    solution = torch.stack(result.y)
+    _check_finite_solution(solution, times)
+    return solution
