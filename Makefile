@@ -10,11 +10,12 @@ NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 JOBS ?= 2
 
-.PHONY: help venv book test lint format notebooks nbval benchmarks clean
+.PHONY: help venv book test lint format notebooks nbval benchmarks assignments clean
 
 help:
 	@echo "make book       build the HTML book (executes every notebook) into _build/html"
-	@echo "make test       ruff, package tests, notebook checks and nbval"
+	@echo "make test       ruff, the student edition, package tests, notebook checks and nbval"
+	@echo "make assignments write the student edition of every chapter to _build/assignments"
 	@echo "make notebooks  re-execute notebooks in place (NB=path for one)"
 	@echo "make benchmarks run the benchmark scripts and print their tables"
 	@echo "make format     ruff format and ruff check --fix"
@@ -41,7 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint $(STAMP)
+test: lint assignments $(STAMP)
 	$(BIN)/python -m pytest -x -n $(JOBS) tests
 	$(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
@@ -52,6 +53,11 @@ nbval: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter-execute --inplace --timeout=600 $(NB)
+
+# The student edition: solutions stubbed, written solutions removed, outputs cleared.
+# tests/test_assignments.py executes it and checks that every exercise check fails with a hint.
+assignments: $(STAMP)
+	$(BIN)/python -m odecourse.assignments --out _build/assignments $(NOTEBOOKS)
 
 benchmarks: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
