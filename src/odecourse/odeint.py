@@ -23,7 +23,6 @@ Equations I, 2nd ed., Springer, 1993, Sec. II.4.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,14 +31,29 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from odecourse._validation import check_callable, check_choice, check_int, check_positive
+from odecourse._torch_args import (
+    ADAPTIVE_METHODS,
+    ADAPTIVE_OPTIONS,
+    FIXED_METHODS,
+    FIXED_OPTIONS,
+    NO_LIMIT,
+    UNSUPPORTED_METHODS,
+    Settings,
+    TupleLayout,
+    check_options,
+    check_t,
+    check_tolerance,
+    check_y0,
+    resolve_method,
+)
+from odecourse._validation import check_callable
 from odecourse.adaptive import (
     IntegrationResult,
     StepSizeController,
     integrate_adaptive,
     integrate_fixed,
 )
-from odecourse.runge_kutta import ButcherTableau, get_tableau
+from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -51,38 +65,6 @@ __all__ = [
     "SolveStats",
     "odeint",
 ]
-
-#: Adaptive (embedded-pair) methods, by torchdiffeq's names.
-ADAPTIVE_METHODS = ("dopri5", "bosh3")
-#: Fixed-step methods: torchdiffeq's ``euler``, ``midpoint``, ``rk4`` and ours.
-FIXED_METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "rk38")
-#: torchdiffeq methods that odecourse does not implement.
-UNSUPPORTED_METHODS = (
-    "dopri8",
-    "adaptive_heun",
-    "fehlberg2",
-    "heun3",
-    "explicit_adams",
-    "implicit_adams",
-    "fixed_adams",
-    "scipy_solver",
-)
-#: Options of the adaptive methods (torchdiffeq's names).
-ADAPTIVE_OPTIONS = (
-    "first_step",
-    "max_num_steps",
-    "max_step",
-    "norm",
-    "safety",
-    "ifactor",
-    "dfactor",
-)
-#: Options of the fixed-step methods.
-FIXED_OPTIONS = ("step_size",)
-_UNIMPLEMENTED_OPTIONS = ("step_t", "jump_t", "min_step", "dtype", "grid_constructor", "perturb")
-_NO_LIMIT = 2**31 - 1  # torchdiffeq's default `max_num_steps`
-
-Norm = Callable[[Any], Any]
 
 
 @dataclass
@@ -153,191 +135,13 @@ class CountedFunc(nn.Module):
         self.nfe = 0
 
 
-# --------------------------------------------------------------------------- state layout
-
-
-@dataclass(frozen=True)
-class _TupleLayout:
-    """How a tuple state is packed into one flat tensor for the core, and unpacked."""
-
-    shapes: tuple[torch.Size, ...]
-
-    @property
-    def sizes(self) -> list[int]:
-        return [math.prod(shape) for shape in self.shapes]
-
-    def flatten(self, parts: Any, name: str) -> Tensor:
-        if not isinstance(parts, tuple) or len(parts) != len(self.shapes):
-            raise TypeError(
-                f"`{name}` must return a tuple of {len(self.shapes)} tensors like `y0`; "
-                f"got {type(parts).__name__}."
-            )
-        for i, (part, shape) in enumerate(zip(parts, self.shapes, strict=True)):
-            if not isinstance(part, Tensor) or part.shape != shape:
-                got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
-                raise ValueError(f"`{name}` output {i} must have shape {tuple(shape)}; got {got}.")
-        return torch.cat([part.reshape(-1) for part in parts])
-
-    def unflatten(self, flat: Tensor) -> tuple[Tensor, ...]:
-        chunks = flat.split(self.sizes)
-        return tuple(c.view(s) for c, s in zip(chunks, self.shapes, strict=True))
-
-    def unstack(self, stacked: Tensor) -> tuple[Tensor, ...]:
-        n = stacked.shape[0]
-        chunks = stacked.split(self.sizes, dim=1)
-        return tuple(c.reshape(n, *s) for c, s in zip(chunks, self.shapes, strict=True))
-
-    def mixed_norm(self, flat: Tensor) -> Tensor:
-        """torchdiffeq's default for tuples: the largest RMS norm over the components."""
-        return max(_rms(part) for part in self.unflatten(flat) if part.numel() > 0)
-
-    def tuple_norm(self, norm: Norm) -> Norm:
-        """A user norm of the tuple of components, as a norm of the flat state."""
-        return lambda flat: norm(self.unflatten(flat))
-
-
-def _rms(x: Tensor) -> Tensor:
-    return x.pow(2).mean().sqrt()
-
-
-def _check_tensor(name: str, value: Any) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(
-            f"`{name}` must be a torch.Tensor (or, for y0, a tuple of tensors); "
-            f"got {type(value).__name__}."
-        )
-    if not value.is_floating_point():
-        raise TypeError(
-            f"`{name}` must have a floating dtype (float32 or float64); got {value.dtype}."
-        )
-    return value
-
-
-def _check_y0(y0: Any) -> tuple[Tensor, _TupleLayout | None]:
-    """Validate ``y0``; return it (tuples packed flat) and the tuple layout or None."""
-    if isinstance(y0, tuple):
-        if not y0:
-            raise ValueError("`y0` must be a tensor or a non-empty tuple of tensors; got ().")
-        parts = [_check_tensor(f"y0[{i}]", part) for i, part in enumerate(y0)]
-        kinds = {(p.dtype, p.device) for p in parts}
-        if len(kinds) > 1:
-            raise ValueError(
-                "the tensors of `y0` must share one dtype and device; "
-                f"got {sorted(map(str, kinds))}."
-            )
-        layout = _TupleLayout(tuple(p.shape for p in parts))
-        flat = torch.cat([p.reshape(-1) for p in parts])
-    else:
-        flat, layout = _check_tensor("y0", y0), None
-    if not bool(torch.isfinite(flat).all()):
-        raise ValueError("`y0` must contain only finite values.")
-    return flat, layout
-
-
-def _check_t(t: Any, y0: Tensor) -> list[float]:
-    """Validate the output times and return them as Python floats."""
-    t = _check_tensor("t", t)
-    if t.ndim != 1 or t.numel() < 1:
-        raise ValueError(
-            f"`t` must be a 1-D tensor with at least one time; got shape {tuple(t.shape)}."
-        )
-    if t.device != y0.device:
-        raise ValueError(f"`t` must be on the device of `y0` ({y0.device}); got {t.device}.")
-    if t.requires_grad:
-        raise ValueError(
-            "gradients with respect to `t` are not supported; pass `t.detach()` "
-            "(odecourse differentiates with respect to y0 and the parameters of func)."
-        )
-    times = t.tolist()
-    if not all(math.isfinite(s) for s in times):
-        raise ValueError(f"`t` must contain only finite times; got {times!r:.80}.")
-    steps = [b - a for a, b in itertools.pairwise(times)]
-    if steps and not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
-        raise ValueError(
-            f"`t` must be strictly increasing or strictly decreasing; got {times!r:.80}."
-        )
-    return times
-
-
-def _check_tolerance(name: str, value: Any) -> float:
-    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
-        value = value.item()
-    return check_positive(name, value, allow_zero=True)
-
-
-def _resolve_method(method: Any) -> ButcherTableau:
-    if method is None:
-        return get_tableau("dopri5")
-    if isinstance(method, ButcherTableau):
-        if not method.explicit:
-            raise ValueError(f"`method` must be an explicit tableau; {method.name!r} is implicit.")
-        return method
-    if not isinstance(method, str):
-        raise TypeError(f"`method` must be a method name; got {type(method).__name__}.")
-    accepted = ", ".join(map(repr, ADAPTIVE_METHODS + FIXED_METHODS))
-    if method in UNSUPPORTED_METHODS:
-        raise ValueError(
-            f"method {method!r} is a torchdiffeq method that odecourse does not implement; "
-            f"supported methods: {accepted}."
-        )
-    check_choice("method", method, ADAPTIVE_METHODS + FIXED_METHODS)
-    return get_tableau(method)
-
-
-# --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """Validated options of one call."""
-
-    step_size: float | None = None
-    first_step: float | None = None
-    max_num_steps: int = _NO_LIMIT
-    max_step: float = math.inf
-    norm: Norm | None = None
-    safety: float = 0.9
-    ifactor: float = 10.0
-    dfactor: float = 0.2
-
-
-_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "step_size": check_positive,
-    "first_step": check_positive,
-    "max_num_steps": lambda name, v: check_int(name, v, minimum=1),
-    "max_step": lambda name, v: check_positive(name, v, allow_inf=True),
-    "norm": check_callable,
-    "safety": check_positive,
-    "ifactor": check_positive,
-    "dfactor": check_positive,
-}
-
-
-def _check_options(options: Any, tableau: ButcherTableau) -> _Settings:
-    if options is None:
-        return _Settings()
-    if not isinstance(options, Mapping):
-        raise TypeError(f"`options` must be a dict or None; got {type(options).__name__}.")
-    accepted = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
-    kind = "adaptive" if tableau.adaptive else "fixed-step"
-    for key in options:
-        if key not in accepted:
-            why = " (a torchdiffeq option odecourse does not implement)"
-            raise ValueError(
-                f"unknown option {key!r} for the {kind} method {tableau.name!r}"
-                f"{why if key in _UNIMPLEMENTED_OPTIONS else ''}; "
-                f"accepted options: {', '.join(map(repr, accepted))}."
-            )
-    return _Settings(**{key: _CHECKS[key](key, value) for key, value in options.items()})
-
-
 # --------------------------------------------------------------------------- the solve
 
 
 class _TensorRHS:
     """The core's ``f(t: float, y)``: calls ``func(t as a 0-d tensor, y)`` and checks it."""
 
-    def __init__(self, func: Callable, y0: Tensor, layout: _TupleLayout | None) -> None:
+    def __init__(self, func: Callable, y0: Tensor, layout: TupleLayout | None) -> None:
         self.func, self.layout = func, layout
         self.dtype, self.device, self.shape = y0.dtype, y0.device, y0.shape
         self.last_t = math.nan
@@ -362,7 +166,7 @@ def _integrate(
     times: list[float],
     tableau: ButcherTableau,
     tolerances: tuple[float, float],
-    settings: _Settings,
+    settings: Settings,
 ) -> IntegrationResult:
     """Run the shared core: adaptive between ``t[0]`` and ``t[-1]``, or on a fixed grid."""
     t_span = (times[0], times[-1])
@@ -377,11 +181,11 @@ def _integrate(
         )  # fmt: skip
     grid = None if settings.step_size is not None else times
     return integrate_fixed(
-        rhs, t_span, y0, settings.step_size, tableau, t_eval=times, grid=grid, max_steps=_NO_LIMIT
+        rhs, t_span, y0, settings.step_size, tableau, t_eval=times, grid=grid, max_steps=NO_LIMIT
     )
 
 
-def _raise_failure(result: IntegrationResult, rhs: _TensorRHS, settings: _Settings) -> None:
+def _raise_failure(result: IntegrationResult, rhs: _TensorRHS, settings: Settings) -> None:
     if result.n_steps >= settings.max_num_steps:
         raise RuntimeError(
             f"odeint: `max_num_steps` ({settings.max_num_steps}) exceeded near t = "
@@ -477,7 +281,11 @@ def odeint(
     classical tableau (torchdiffeq's ``"rk4"`` uses the 3/8 rule: our ``"rk38"``);
     output times between steps come from the tableau's dense output (torchdiffeq
     fits its own quartic for dopri5, and interpolates linearly for fixed-grid
-    methods with ``step_size``); the step-size controller is SciPy's.  Taught in
+    methods with ``step_size``); the step-size controller is SciPy's (an accepted
+    step may shrink the next one; torchdiffeq never shrinks after an acceptance);
+    and torchdiffeq's dopri5 estimates the error with Shampine's alternative
+    embedded weights, so its step sizes and NFE differ slightly (pass a
+    ``ButcherTableau`` with those ``b_hat`` to reproduce them).  Taught in
     Chapter 7.
 
     References
@@ -485,13 +293,13 @@ def odeint(
     chen2018; hairer1993, Sec. II.4; dormand1980.
     """
     check_callable("func", func)
-    flat_y0, layout = _check_y0(y0)
-    times = _check_t(t, flat_y0)
-    tableau = _resolve_method(method)
-    tolerances = (_check_tolerance("rtol", rtol), _check_tolerance("atol", atol))
+    flat_y0, layout = check_y0(y0)
+    times = check_t(t, flat_y0)
+    tableau = resolve_method(method)
+    tolerances = (check_tolerance("rtol", rtol), check_tolerance("atol", atol))
     if tableau.adaptive and tolerances == (0.0, 0.0):
         raise ValueError("`rtol` and `atol` cannot both be zero.")
-    settings = _check_options(options, tableau)
+    settings = check_options(options, tableau)
     if layout is not None and tableau.adaptive:
         norm = layout.mixed_norm if settings.norm is None else layout.tuple_norm(settings.norm)
         settings = dataclasses.replace(settings, norm=norm)
@@ -505,8 +313,8 @@ def _solve(
     times: list[float],
     tableau: ButcherTableau,
     tolerances: tuple[float, float],
-    settings: _Settings,
-    layout: _TupleLayout | None,
+    settings: Settings,
+    layout: TupleLayout | None,
     stats: SolveStats | None,
 ) -> Tensor:
     """Integrate the validated problem and stack the outputs along a new first dimension."""

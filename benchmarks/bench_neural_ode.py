@@ -1,0 +1,242 @@
+"""Compare odecourse.odeint / odeint_adjoint with torchdiffeq on one neural ODE.
+
+The model is a 2-32-32-2 tanh MLP vector field on a batch of 256 states,
+integrated over t in [0, 4]; the loss is the mean square of z(4).  Rows:
+
+- dopri5 at rtol 1e-6, atol 1e-8: backprop through the solver, the adjoint,
+  and the adjoint with the seminorm;
+- a fixed-step run, 64 steps of size 1/16: our ``rk38`` against torchdiffeq's
+  ``rk4`` (which is the 3/8 rule), and our classical ``rk4``.
+
+Columns: forward and backward wall time (best of 9 repeats: the least noisy estimate
+on a shared machine), evaluations of the
+field forward and backward (counted by a wrapper), the relative difference of
+the parameter gradient to torchdiffeq's (same row kind) and to our backprop,
+and the memory of the autograd graph: bytes of the tensors saved for backward
+(``torch.autograd.graph.saved_tensors_hooks``, each storage counted once).
+That is the memory backprop pays per step and the adjoint avoids; process RSS
+is too coarse on CPU to separate the rows.
+
+A second table reports the solver's overhead on a 2-64-2 MLP at batch 256:
+the share of the wall time not spent evaluating the field, estimated as
+``1 - NFE * (time of one evaluation) / (time of the solve)``.
+
+torchdiffeq is optional: ``.venv/bin/pip install torchdiffeq==0.2.5 --no-deps``;
+without it the torchdiffeq rows are skipped.  Runs single-threaded on the CPU.
+
+Run: ``.venv/bin/python benchmarks/bench_neural_ode.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from odecourse.adjoint import odeint_adjoint
+from odecourse.odeint import CountedFunc, odeint
+from odecourse.runge_kutta import get_tableau
+
+try:
+    import torchdiffeq
+except ImportError:  # pragma: no cover - optional dependency
+    torchdiffeq = None
+
+BATCH = 256
+T_END = 4.0
+REPEATS = 9
+TOL = {"rtol": 1e-6, "atol": 1e-8}
+FIXED = {"options": {"step_size": 1 / 16}}
+#: dopri5 with torchdiffeq's embedded weights (Shampine's 4th-order error estimator), so that
+#: the step-size decisions, hence the NFE, can be compared like for like.
+DOPRI5_TDQ = dataclasses.replace(
+    get_tableau("dopri5"),
+    name="dopri5_tdq",
+    b_hat=[1951 / 21600, 0, 22642 / 50085, 451 / 720, -12231 / 42400, 649 / 6300, 1 / 60],
+)
+
+
+def _field(widths: tuple[int, ...], seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for n_in, n_out in itertools.pairwise(widths):
+        layers += [nn.Linear(n_in, n_out), nn.Tanh()]
+    return _Autonomous(nn.Sequential(*layers[:-1]))
+
+
+class _Autonomous(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(y)
+
+
+@dataclass
+class Row:
+    name: str
+    forward_s: float
+    backward_s: float
+    nfe_forward: int
+    nfe_backward: int
+    graph_bytes: int
+    grad: torch.Tensor
+
+
+def _saved_bytes(run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Run ``run`` and count the bytes of distinct storages saved for backward."""
+    seen: dict[int, int] = {}
+
+    def pack(x: torch.Tensor) -> torch.Tensor:
+        storage = x.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        loss = run()
+    return loss, sum(seen.values())
+
+
+def _measure(
+    name: str, solve: Callable, func: CountedFunc, y0: torch.Tensor, t: torch.Tensor
+) -> Row:
+    params = tuple(func.parameters())
+    forward_times, backward_times = [], []
+    for _ in range(REPEATS):
+        func.reset()
+        start = time.perf_counter()
+        loss, graph = _saved_bytes(lambda: solve(func, y0, t)[-1].pow(2).mean())
+        forward_times.append(time.perf_counter() - start)
+        nfe_forward = func.nfe
+        func.reset()
+        start = time.perf_counter()
+        grads = torch.autograd.grad(loss, params)
+        backward_times.append(time.perf_counter() - start)
+    grad = torch.cat([g.reshape(-1) for g in grads])
+    return Row(
+        name, min(forward_times), min(backward_times),
+        nfe_forward, func.nfe, graph, grad,
+    )  # fmt: skip
+
+
+def _solvers() -> list[tuple[str, str, Callable]]:
+    """(row name, reference row for gradient agreement, solve(func, y0, t))."""
+    rows: list[tuple[str, str, Callable]] = []
+    adjoint_semi = {"adjoint_options": {"norm": "seminorm"}}
+    ours = [
+        ("dopri5 backprop", lambda f, y, t: odeint(f, y, t, **TOL)),
+        ("dopri5 adjoint", lambda f, y, t: odeint_adjoint(f, y, t, **TOL)),
+        ("dopri5 adjoint+seminorm", lambda f, y, t: odeint_adjoint(f, y, t, **TOL, **adjoint_semi)),
+        ("dopri5* backprop", lambda f, y, t: odeint(f, y, t, method=DOPRI5_TDQ, **TOL)),
+        ("rk38 h=1/16 backprop", lambda f, y, t: odeint(f, y, t, method="rk38", **FIXED)),
+        ("rk4 h=1/16 backprop", lambda f, y, t: odeint(f, y, t, method="rk4", **FIXED)),
+    ]
+    if torchdiffeq is not None:
+        theirs = [
+            ("dopri5 backprop", lambda f, y, t: torchdiffeq.odeint(f, y, t, **TOL)),
+            ("dopri5 adjoint", lambda f, y, t: torchdiffeq.odeint_adjoint(f, y, t, **TOL)),
+            (
+                "dopri5 adjoint+seminorm",
+                lambda f, y, t: torchdiffeq.odeint_adjoint(f, y, t, **TOL, **adjoint_semi),
+            ),
+            (
+                "rk38 h=1/16 backprop",
+                lambda f, y, t: torchdiffeq.odeint(f, y, t, method="rk4", **FIXED),
+            ),
+        ]
+    else:
+        theirs = []
+    for label, solve in ours:
+        reference = f"torchdiffeq {label.replace('*', '')}"
+        rows.append((f"odecourse  {label}", reference, solve))
+    for label, solve in theirs:
+        rows.append((f"torchdiffeq {label}", "", solve))
+    return rows
+
+
+def comparison_table(dtype: torch.dtype = torch.float32) -> list[Row]:
+    func = CountedFunc(_field((2, 32, 32, 2))).to(dtype)
+    y0 = torch.randn(BATCH, 2, generator=torch.Generator().manual_seed(1)).to(dtype)
+    t = torch.tensor([0.0, T_END], dtype=dtype)
+    results = {name: _measure(name, solve, func, y0, t) for name, _, solve in _solvers()}
+    backprop = results["odecourse  dopri5 backprop"].grad
+    header = (
+        f"{'solver':<38} {'fwd ms':>8} {'bwd ms':>8} {'NFE f':>6} {'NFE b':>6} "
+        f"{'graph KiB':>10} {'vs tdq':>9} {'vs ours bp':>10}"
+    )
+    print(f"\nNeural ODE 2-32-32-2 tanh, batch {BATCH}, {dtype}, t in [0, {T_END:g}]")
+    print(header)
+    print("-" * len(header))
+    for name, reference, _ in _solvers():
+        row = results[name]
+        vs_tdq = _relative(row.grad, results[reference].grad) if reference in results else "-"
+        print(
+            f"{name:<38} {1e3 * row.forward_s:8.1f} {1e3 * row.backward_s:8.1f} "
+            f"{row.nfe_forward:6d} {row.nfe_backward:6d} {row.graph_bytes / 1024:10.0f} "
+            f"{vs_tdq:>9} {_relative(row.grad, backprop):>10}"
+        )
+    if torchdiffeq is None:
+        print("torchdiffeq is not installed: its rows are skipped "
+              "(.venv/bin/pip install torchdiffeq==0.2.5 --no-deps).")  # fmt: skip
+    return list(results.values())
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> str:
+    return f"{float((a - b).norm() / b.norm()):.1e}"
+
+
+def _time_it(run: Callable[[], Any], repeats: int = REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def overhead_table() -> None:
+    """Share of the solve's wall time spent outside the field, forward only (no graph)."""
+    func = CountedFunc(_field((2, 64, 2)))
+    y0 = torch.randn(BATCH, 2, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([0.0, T_END])
+    print(f"\nSolver overhead, 2-64-2 tanh MLP, batch {BATCH}, dopri5 rtol 1e-6 atol 1e-8")
+    header = f"{'solver':<14} {'grad':<6} {'NFE':>5} {'solve ms':>9} {'eval us':>8} {'overhead':>9}"
+    print(header)
+    print("-" * len(header))
+    libraries = [
+        ("odecourse", odeint),
+        ("odecourse*", lambda *args, **kw: odeint(*args, method=DOPRI5_TDQ, **kw)),
+    ]
+    if torchdiffeq is not None:
+        libraries.append(("torchdiffeq", torchdiffeq.odeint))
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            per_eval = _time_it(lambda: [func(t[0], y0) for _ in range(50)]) / 50
+            for name, solve in libraries:
+                func.reset()
+                solve(func, y0, t, **TOL)
+                nfe = func.nfe
+                total = _time_it(lambda solve=solve: solve(func, y0, t, **TOL))
+                share = 1.0 - nfe * per_eval / total
+                print(
+                    f"{name:<14} {'on' if grad else 'off':<6} {nfe:5d} {1e3 * total:9.2f} "
+                    f"{1e6 * per_eval:8.1f} {100 * share:8.0f}%"
+                )
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    print("dopri5* = our dopri5 with torchdiffeq's embedded error weights (Shampine's estimator).")
+    comparison_table()
+    overhead_table()
+
+
+if __name__ == "__main__":
+    main()

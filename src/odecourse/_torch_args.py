@@ -1,0 +1,245 @@
+"""Argument checks and the tuple-state layout of the torch front ends (``odeint``, the adjoint).
+
+Private: :mod:`odecourse.odeint` re-exports the public constants.  Each check
+validates one argument at the public boundary and says what is accepted.
+
+Taught in Chapter 7.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from odecourse._validation import check_callable, check_choice, check_int, check_positive
+from odecourse.runge_kutta import ButcherTableau, get_tableau
+
+__all__ = [
+    "ADAPTIVE_METHODS",
+    "ADAPTIVE_OPTIONS",
+    "FIXED_METHODS",
+    "FIXED_OPTIONS",
+    "NO_LIMIT",
+    "UNSUPPORTED_METHODS",
+    "Norm",
+    "Settings",
+    "TupleLayout",
+    "check_options",
+    "check_t",
+    "check_tolerance",
+    "check_y0",
+    "resolve_method",
+]
+
+#: Adaptive (embedded-pair) methods, by torchdiffeq's names.
+ADAPTIVE_METHODS = ("dopri5", "bosh3")
+#: Fixed-step methods: torchdiffeq's ``euler``, ``midpoint``, ``rk4`` and ours.
+FIXED_METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "rk38")
+#: torchdiffeq methods that odecourse does not implement.
+UNSUPPORTED_METHODS = (
+    "dopri8",
+    "adaptive_heun",
+    "fehlberg2",
+    "heun3",
+    "explicit_adams",
+    "implicit_adams",
+    "fixed_adams",
+    "scipy_solver",
+)
+#: Options of the adaptive methods (torchdiffeq's names).
+ADAPTIVE_OPTIONS = (
+    "first_step",
+    "max_num_steps",
+    "max_step",
+    "norm",
+    "safety",
+    "ifactor",
+    "dfactor",
+)
+#: Options of the fixed-step methods.
+FIXED_OPTIONS = ("step_size",)
+_UNIMPLEMENTED_OPTIONS = ("step_t", "jump_t", "min_step", "dtype", "grid_constructor", "perturb")
+NO_LIMIT = 2**31 - 1  # torchdiffeq's default `max_num_steps`
+
+Norm = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class TupleLayout:
+    """How a tuple state is packed into one flat tensor for the core, and unpacked."""
+
+    shapes: tuple[torch.Size, ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [math.prod(shape) for shape in self.shapes]
+
+    def flatten(self, parts: Any, name: str) -> Tensor:
+        if not isinstance(parts, tuple) or len(parts) != len(self.shapes):
+            raise TypeError(
+                f"`{name}` must return a tuple of {len(self.shapes)} tensors like `y0`; "
+                f"got {type(parts).__name__}."
+            )
+        for i, (part, shape) in enumerate(zip(parts, self.shapes, strict=True)):
+            if not isinstance(part, Tensor) or part.shape != shape:
+                got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
+                raise ValueError(f"`{name}` output {i} must have shape {tuple(shape)}; got {got}.")
+        return torch.cat([part.reshape(-1) for part in parts])
+
+    def unflatten(self, flat: Tensor) -> tuple[Tensor, ...]:
+        chunks = flat.split(self.sizes)
+        return tuple(c.view(s) for c, s in zip(chunks, self.shapes, strict=True))
+
+    def unstack(self, stacked: Tensor) -> tuple[Tensor, ...]:
+        n = stacked.shape[0]
+        chunks = stacked.split(self.sizes, dim=1)
+        return tuple(c.reshape(n, *s) for c, s in zip(chunks, self.shapes, strict=True))
+
+    def mixed_norm(self, flat: Tensor) -> Tensor:
+        """torchdiffeq's default for tuples: the largest RMS norm over the components."""
+        return max(_rms(part) for part in self.unflatten(flat) if part.numel() > 0)
+
+    def tuple_norm(self, norm: Norm) -> Norm:
+        """A user norm of the tuple of components, as a norm of the flat state."""
+        return lambda flat: norm(self.unflatten(flat))
+
+
+def _rms(x: Tensor) -> Tensor:
+    return x.pow(2).mean().sqrt()
+
+
+def _check_tensor(name: str, value: Any) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor (or, for y0, a tuple of tensors); "
+            f"got {type(value).__name__}."
+        )
+    if not value.is_floating_point():
+        raise TypeError(
+            f"`{name}` must have a floating dtype (float32 or float64); got {value.dtype}."
+        )
+    return value
+
+
+def check_y0(y0: Any) -> tuple[Tensor, TupleLayout | None]:
+    """Validate ``y0``; return it (tuples packed flat) and the tuple layout or None."""
+    if isinstance(y0, tuple):
+        if not y0:
+            raise ValueError("`y0` must be a tensor or a non-empty tuple of tensors; got ().")
+        parts = [_check_tensor(f"y0[{i}]", part) for i, part in enumerate(y0)]
+        kinds = {(p.dtype, p.device) for p in parts}
+        if len(kinds) > 1:
+            raise ValueError(
+                "the tensors of `y0` must share one dtype and device; "
+                f"got {sorted(map(str, kinds))}."
+            )
+        layout = TupleLayout(tuple(p.shape for p in parts))
+        flat = torch.cat([p.reshape(-1) for p in parts])
+    else:
+        flat, layout = _check_tensor("y0", y0), None
+    if not bool(torch.isfinite(flat).all()):
+        raise ValueError("`y0` must contain only finite values.")
+    return flat, layout
+
+
+def check_t(t: Any, y0: Tensor) -> list[float]:
+    """Validate the output times and return them as Python floats."""
+    t = _check_tensor("t", t)
+    if t.ndim != 1 or t.numel() < 1:
+        raise ValueError(
+            f"`t` must be a 1-D tensor with at least one time; got shape {tuple(t.shape)}."
+        )
+    if t.device != y0.device:
+        raise ValueError(f"`t` must be on the device of `y0` ({y0.device}); got {t.device}.")
+    if t.requires_grad:
+        raise ValueError(
+            "gradients with respect to `t` are not supported; pass `t.detach()` "
+            "(odecourse differentiates with respect to y0 and the parameters of func)."
+        )
+    times = t.tolist()
+    if not all(math.isfinite(s) for s in times):
+        raise ValueError(f"`t` must contain only finite times; got {times!r:.80}.")
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    if steps and not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
+        raise ValueError(
+            f"`t` must be strictly increasing or strictly decreasing; got {times!r:.80}."
+        )
+    return times
+
+
+def check_tolerance(name: str, value: Any) -> float:
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+        value = value.item()
+    return check_positive(name, value, allow_zero=True)
+
+
+def resolve_method(method: Any) -> ButcherTableau:
+    if method is None:
+        return get_tableau("dopri5")
+    if isinstance(method, ButcherTableau):
+        if not method.explicit:
+            raise ValueError(f"`method` must be an explicit tableau; {method.name!r} is implicit.")
+        return method
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a method name; got {type(method).__name__}.")
+    accepted = ", ".join(map(repr, ADAPTIVE_METHODS + FIXED_METHODS))
+    if method in UNSUPPORTED_METHODS:
+        raise ValueError(
+            f"method {method!r} is a torchdiffeq method that odecourse does not implement; "
+            f"supported methods: {accepted}."
+        )
+    check_choice("method", method, ADAPTIVE_METHODS + FIXED_METHODS)
+    return get_tableau(method)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated options of one call."""
+
+    step_size: float | None = None
+    first_step: float | None = None
+    max_num_steps: int = NO_LIMIT
+    max_step: float = math.inf
+    norm: Norm | None = None
+    safety: float = 0.9
+    ifactor: float = 10.0
+    dfactor: float = 0.2
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "step_size": check_positive,
+    "first_step": check_positive,
+    "max_num_steps": lambda name, v: check_int(name, v, minimum=1),
+    "max_step": lambda name, v: check_positive(name, v, allow_inf=True),
+    "norm": check_callable,
+    "safety": check_positive,
+    "ifactor": check_positive,
+    "dfactor": check_positive,
+}
+
+
+def check_options(options: Any, tableau: ButcherTableau) -> Settings:
+    if options is None:
+        return Settings()
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`options` must be a dict or None; got {type(options).__name__}.")
+    accepted = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
+    kind = "adaptive" if tableau.adaptive else "fixed-step"
+    for key in options:
+        if key not in accepted:
+            why = " (a torchdiffeq option odecourse does not implement)"
+            raise ValueError(
+                f"unknown option {key!r} for the {kind} method {tableau.name!r}"
+                f"{why if key in _UNIMPLEMENTED_OPTIONS else ''}; "
+                f"accepted options: {', '.join(map(repr, accepted))}."
+            )
+    return Settings(**{key: _CHECKS[key](key, value) for key, value in options.items()})

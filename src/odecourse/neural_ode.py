@@ -1,0 +1,304 @@
+r"""Neural ODE models: a learned vector field, the ODE block, augmentation, trajectory fitting.
+
+A neural ODE replaces a stack of residual blocks :math:`z_{l+1} = z_l + F(z_l)`
+by the flow of a learned vector field,
+
+.. math:: \dot z(t) = f_\theta(t, z(t)), \qquad z(0) = x, \qquad \text{output } z(T),
+
+computed by :func:`odecourse.odeint.odeint` (backprop through the solver) or
+:func:`odecourse.adjoint.odeint_adjoint` (the adjoint method).  This module
+holds the pieces Chapter 7 trains: :class:`ODEFunc` (an MLP field that counts
+its evaluations), :class:`ODEBlock` (``x -> z(T)``, optionally augmented with
+zeros as in Dupont et al.), :class:`ODEClassifier` (block plus linear
+readout) and :func:`fit_trajectory` (learn :math:`\dot y = f(y)` from samples
+of one trajectory).
+
+Taught in Chapter 7.
+
+References
+----------
+chen2018: R. T. Q. Chen et al., Neural ordinary differential equations, NeurIPS 2018.
+dupont2019: E. Dupont, A. Doucet, Y. W. Teh, Augmented neural ODEs, NeurIPS 2019.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from odecourse._validation import check_choice, check_int, check_positive
+from odecourse.adjoint import odeint_adjoint
+from odecourse.odeint import odeint
+
+__all__ = [
+    "ACTIVATIONS",
+    "GRADIENTS",
+    "ODEBlock",
+    "ODEClassifier",
+    "ODEFunc",
+    "TrajectoryFit",
+    "fit_trajectory",
+]
+
+#: Activation functions of :class:`ODEFunc`, by name.
+ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "relu": nn.ReLU, "elu": nn.ELU}
+#: How :class:`ODEBlock` differentiates the solve.
+GRADIENTS = ("backprop", "adjoint")
+
+
+class ODEFunc(nn.Module):
+    r"""An MLP vector field :math:`f_\theta(t, z)` that counts its evaluations.
+
+    Parameters
+    ----------
+    dim : int
+        State dimension :math:`d`; ``z`` has shape (..., d).
+    hidden : int
+        Width of the hidden layers.
+    depth : int
+        Number of hidden layers (at least 1).
+    activation : str
+        One of :data:`ACTIVATIONS` (``"tanh"``, ``"softplus"``, ``"relu"``, ``"elu"``).
+    time_dependent : bool
+        Feed :math:`t` to the first layer as an extra input.
+
+    Notes
+    -----
+    ``nfe`` counts calls to ``forward``; ``reset()`` sets it to zero.  A
+    smooth activation (tanh, softplus) keeps the field Lipschitz and smooth,
+    which adaptive solvers need.  Taught in Chapter 7.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: int = 32,
+        depth: int = 2,
+        activation: str = "tanh",
+        *,
+        time_dependent: bool = False,
+    ) -> None:
+        super().__init__()
+        self.dim = check_int("dim", dim, minimum=1)
+        check_int("hidden", hidden, minimum=1)
+        check_int("depth", depth, minimum=1)
+        check_choice("activation", activation, ACTIVATIONS)
+        self.time_dependent = bool(time_dependent)
+        widths = [dim + self.time_dependent] + [hidden] * depth
+        layers: list[nn.Module] = []
+        for n_in, n_out in itertools.pairwise(widths):
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
+        layers.append(nn.Linear(hidden, dim))
+        self.net = nn.Sequential(*layers)
+        self.nfe = 0
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        self.nfe += 1
+        if self.time_dependent:
+            z = torch.cat([z, t.expand(*z.shape[:-1], 1)], dim=-1)
+        return self.net(z)
+
+    def reset(self) -> None:
+        """Set the evaluation counter ``nfe`` back to zero."""
+        self.nfe = 0
+
+
+class ODEBlock(nn.Module):
+    r"""Map :math:`x` to :math:`z(T)` where :math:`\dot z = f(t, z)`, :math:`z(0) = [x, 0]`.
+
+    Parameters
+    ----------
+    func : nn.Module
+        The vector field ``func(t, z)`` on states of size ``data_dim + augment_dim``.
+    T : float
+        End time of the integration.
+    method, rtol, atol, options
+        Solver settings, passed to :func:`~odecourse.odeint.odeint`.
+    gradient : str
+        ``"backprop"`` (through the solver) or ``"adjoint"``
+        (:func:`~odecourse.adjoint.odeint_adjoint`).
+    augment_dim : int
+        Number of zeros appended to the input before integrating (dupont2019);
+        0 is a plain neural ODE.
+
+    Notes
+    -----
+    ``forward(x)`` takes ``x`` of shape (batch, data_dim) and returns the whole
+    state :math:`z(T)` of shape (batch, data_dim + augment_dim).  A plain flow
+    cannot let trajectories cross, so in one dimension it cannot map
+    :math:`x \mapsto -x`; with one extra dimension it can.  Taught in Chapter 7.
+    """
+
+    def __init__(
+        self,
+        func: nn.Module,
+        T: float = 1.0,
+        *,
+        method: str = "dopri5",
+        rtol: float = 1e-3,
+        atol: float = 1e-4,
+        options: Mapping[str, Any] | None = None,
+        gradient: str = "backprop",
+        augment_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(func, nn.Module):
+            raise TypeError(f"`func` must be an nn.Module; got {type(func).__name__}.")
+        self.func = func
+        self.T = check_positive("T", T)
+        self.gradient = check_choice("gradient", gradient, GRADIENTS)
+        self.augment_dim = check_int("augment_dim", augment_dim, minimum=0)
+        self.solver = {"method": method, "rtol": rtol, "atol": atol, "options": options}
+
+    def augment(self, x: Tensor) -> Tensor:
+        """Append ``augment_dim`` zeros to the last dimension of ``x``."""
+        if self.augment_dim == 0:
+            return x
+        return torch.cat([x, x.new_zeros(*x.shape[:-1], self.augment_dim)], dim=-1)
+
+    def trajectory(self, x: Tensor, t: Tensor) -> Tensor:
+        """The (augmented) state at every time of ``t``: shape (len(t), batch, dim)."""
+        solve = odeint if self.gradient == "backprop" else odeint_adjoint
+        return solve(self.func, self.augment(x), t.to(x), **self.solver)
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = torch.tensor([0.0, self.T], dtype=x.dtype, device=x.device)
+        return self.trajectory(x, t)[-1]
+
+    @property
+    def nfe(self) -> int:
+        """Evaluations counted by ``func`` (0 if it does not count)."""
+        return getattr(self.func, "nfe", 0)
+
+
+class ODEClassifier(nn.Module):
+    """An :class:`ODEBlock` on an :class:`ODEFunc` followed by a linear readout.
+
+    Parameters
+    ----------
+    data_dim, n_outputs : int
+        Input and output sizes.
+    hidden, depth, activation
+        Of the :class:`ODEFunc` on ``data_dim + augment_dim`` dimensions.
+    augment_dim : int
+        Extra zero dimensions (dupont2019).
+    **block
+        Keyword arguments of :class:`ODEBlock` (``T``, ``method``, ``rtol``, ...).
+
+    Taught in Chapter 7.
+    """
+
+    def __init__(
+        self,
+        data_dim: int,
+        n_outputs: int,
+        *,
+        hidden: int = 32,
+        depth: int = 2,
+        activation: str = "tanh",
+        augment_dim: int = 0,
+        **block: Any,
+    ) -> None:
+        super().__init__()
+        check_int("n_outputs", n_outputs, minimum=1)
+        dim = check_int("data_dim", data_dim, minimum=1) + augment_dim
+        func = ODEFunc(dim, hidden, depth, activation)
+        self.block = ODEBlock(func, augment_dim=augment_dim, **block)
+        self.readout = nn.Linear(dim, n_outputs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.readout(self.block(x))
+
+
+@dataclass
+class TrajectoryFit:
+    """Result of :func:`fit_trajectory`: the trained field and the loss history."""
+
+    func: ODEFunc
+    losses: list[float] = field(default_factory=list)
+
+    def predict(self, y0: Tensor, t: Tensor, **solver: Any) -> Tensor:
+        """Integrate the learned field from ``y0`` over ``t`` (no gradients)."""
+        with torch.no_grad():
+            return odeint(self.func, y0, t, **solver)
+
+
+def fit_trajectory(
+    t: Tensor,
+    y: Tensor,
+    *,
+    func: ODEFunc | None = None,
+    n_iters: int = 300,
+    lr: float = 1e-2,
+    segment: int = 10,
+    batch_size: int = 16,
+    method: str = "rk4",
+    seed: int = 0,
+) -> TrajectoryFit:
+    r"""Learn an autonomous field :math:`\dot y = f_\theta(y)` from samples of one trajectory.
+
+    Each iteration draws ``batch_size`` random windows of ``segment`` samples,
+    integrates the field from the first sample of each window over the window's
+    times, and takes an Adam step on the mean squared error
+
+    .. math:: L(\theta) = \frac{1}{BS} \sum_{b,k} \big\| \hat y(t_{s_b+k}) - y_{s_b+k} \big\|^2 .
+
+    Parameters
+    ----------
+    t : Tensor, shape (N,)
+        Sample times, increasing and equally spaced.
+    y : Tensor, shape (N, d)
+        Observed states.
+    func : ODEFunc, optional
+        The field to train; default ``ODEFunc(d, hidden=32, depth=2)``.
+    n_iters, lr, segment, batch_size, seed
+        Training settings; ``segment`` must be between 2 and N.
+    method : str
+        Solver of the training solves (fixed-step methods step between samples).
+
+    Returns
+    -------
+    TrajectoryFit
+        The trained field and the loss after each iteration.
+
+    Taught in Chapter 7.
+    """
+    _check_trajectory(t, y, segment)
+    generator = torch.Generator().manual_seed(check_int("seed", seed))
+    if func is None:
+        torch.manual_seed(seed)
+        func = ODEFunc(y.shape[1]).to(y)
+    optimiser = torch.optim.Adam(func.parameters(), lr=check_positive("lr", lr))
+    window = t[:segment] - t[0]
+    fit = TrajectoryFit(func)
+    for _ in range(check_int("n_iters", n_iters, minimum=1)):
+        starts = torch.randint(0, len(t) - segment + 1, (batch_size,), generator=generator)
+        index = starts[:, None] + torch.arange(segment)  # (B, S)
+        target = y[index].transpose(0, 1)  # (S, B, d)
+        optimiser.zero_grad()
+        loss = (odeint(func, target[0], window, method=method) - target).pow(2).mean()
+        loss.backward()
+        optimiser.step()
+        fit.losses.append(loss.item())
+    return fit
+
+
+def _check_trajectory(t: Tensor, y: Tensor, segment: int) -> None:
+    if not isinstance(t, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("`t` and `y` must be torch tensors.")
+    if t.ndim != 1 or y.ndim != 2 or y.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"`t` must have shape (N,) and `y` shape (N, d); got {tuple(t.shape)} and "
+            f"{tuple(y.shape)}."
+        )
+    check_int("segment", segment, minimum=2)
+    if segment > len(t):
+        raise ValueError(f"`segment` must be at most len(t) = {len(t)}; got {segment}.")
+    steps = t[1:] - t[:-1]
+    if not bool((steps > 0).all()) or not torch.allclose(steps, steps[0].expand_as(steps)):
+        raise ValueError("`t` must be increasing and equally spaced.")

@@ -1,0 +1,125 @@
+"""Tests for odecourse.neural_ode: shapes, gradients, augmentation, trajectory fitting."""
+
+import pytest
+import torch
+
+from odecourse.neural_ode import (
+    ACTIVATIONS,
+    ODEBlock,
+    ODEClassifier,
+    ODEFunc,
+    fit_trajectory,
+)
+from odecourse.seeding import seed_everything
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_odefunc_shapes_and_counter(activation, time_dependent):
+    func = ODEFunc(3, hidden=8, depth=2, activation=activation, time_dependent=time_dependent)
+    z = torch.randn(5, 3)
+    assert func(torch.tensor(0.5), z).shape == (5, 3)
+    assert func(torch.tensor(0.5), z[0]).shape == (3,)
+    assert func.nfe == 2
+    func.reset()
+    assert func.nfe == 0
+    first = func.net[0]
+    assert first.in_features == 3 + time_dependent and len(func.net) == 2 * 2 + 1
+
+
+def test_time_input_changes_the_field():
+    torch.manual_seed(0)
+    func = ODEFunc(2, time_dependent=True)
+    z = torch.randn(4, 2)
+    assert not torch.allclose(func(torch.tensor(0.0), z), func(torch.tensor(1.0), z))
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
+@pytest.mark.parametrize("augment_dim", [0, 2])
+def test_odeblock_shapes_and_gradients(gradient, augment_dim):
+    torch.manual_seed(0)
+    func = ODEFunc(3 + augment_dim, hidden=8)
+    block = ODEBlock(func, T=0.5, gradient=gradient, augment_dim=augment_dim)
+    x = torch.randn(6, 3, requires_grad=True)
+    z = block(x)
+    assert z.shape == (6, 3 + augment_dim) and block.nfe > 0
+    z.pow(2).sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in func.parameters())
+    traj = block.trajectory(x, torch.linspace(0.0, 0.5, 4))
+    assert traj.shape == (4, 6, 3 + augment_dim)
+    torch.testing.assert_close(traj[-1], z, rtol=1e-5, atol=1e-6)
+    if augment_dim:
+        assert torch.equal(traj[0][:, 3:], torch.zeros(6, augment_dim))
+
+
+def test_adjoint_and_backprop_blocks_agree():
+    torch.manual_seed(0)
+    func = ODEFunc(2, hidden=8).double()
+    x = torch.randn(5, 2, dtype=torch.float64)
+    grads = []
+    for gradient in ("backprop", "adjoint"):
+        block = ODEBlock(func, gradient=gradient, rtol=1e-10, atol=1e-12)
+        grads.append(torch.autograd.grad(block(x).sum(), tuple(func.parameters())))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+def _train_reflection(augment_dim):
+    """Fit x -> -x on {-1, 1}, reading the answer off the first coordinate of z(T)."""
+    seed_everything(0)
+    x = torch.tensor([[-1.0], [1.0]])
+    func = ODEFunc(1 + augment_dim, hidden=16, depth=1)
+    block = ODEBlock(func, method="rk4", options={"step_size": 0.1}, augment_dim=augment_dim)
+    optimiser = torch.optim.Adam(block.parameters(), lr=0.05)
+    for _ in range(80):
+        optimiser.zero_grad()
+        loss = (block(x)[:, :1] + x).pow(2).mean()
+        loss.backward()
+        optimiser.step()
+    return loss.item()
+
+
+def test_augmentation_solves_the_reflection_that_a_plain_flow_cannot():
+    # A 1-D flow is increasing in x, so it cannot send -1 to 1 and 1 to -1: the best it can do
+    # is send both to (about) 0, a loss of about 1.  One extra dimension lets them pass.
+    assert _train_reflection(0) > 0.9
+    assert _train_reflection(1) < 0.02
+
+
+def test_classifier_shapes():
+    torch.manual_seed(0)
+    model = ODEClassifier(2, 3, hidden=8, augment_dim=1, method="rk4", options={"step_size": 0.25})
+    assert model(torch.randn(7, 2)).shape == (7, 3)
+    assert model.block.func.dim == 3
+
+
+def test_fit_trajectory_learns_a_rotation():
+    t = torch.linspace(0.0, 4.0, 41)
+    y = torch.stack([torch.cos(t), -torch.sin(t)], dim=1)
+    fit = fit_trajectory(t, y, n_iters=120, segment=8, batch_size=8)
+    assert fit.losses[-1] < 0.02 * fit.losses[0]
+    predicted = fit.predict(y[0], t, method="rk4")
+    assert float((predicted - y).abs().max()) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: ODEFunc(0), ValueError, "`dim` must be an integer >= 1"),
+        (lambda: ODEFunc(2, activation="sigmoid"), ValueError, "`activation` must be one of"),
+        (lambda: ODEFunc(2, depth=0), ValueError, "`depth`"),
+        (lambda: ODEBlock(lambda t, z: z), TypeError, "`func` must be an nn.Module"),
+        (lambda: ODEBlock(ODEFunc(2), T=0.0), ValueError, "`T` must be positive"),
+        (lambda: ODEBlock(ODEFunc(2), gradient="exact"), ValueError, "`gradient` must be one of"),
+        (lambda: ODEBlock(ODEFunc(2), augment_dim=-1), ValueError, "`augment_dim`"),
+        (lambda: fit_trajectory(torch.zeros(5), torch.zeros(4, 2)), ValueError, "shape"),
+        (lambda: fit_trajectory(torch.arange(5.0), torch.zeros(5, 2), segment=6), ValueError,
+         "`segment` must be at most"),
+        (lambda: fit_trajectory(torch.tensor([0.0, 1.0, 3.0]), torch.zeros(3, 2), segment=2),
+         ValueError, "equally spaced"),
+        (lambda: fit_trajectory([0.0, 1.0], torch.zeros(2, 2)), TypeError, "torch tensors"),
+    ],
+)  # fmt: skip
+def test_validation_errors(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
