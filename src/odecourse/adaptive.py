@@ -58,6 +58,8 @@ SUCCESS_MESSAGE = "The solver successfully reached the end of the integration in
 
 #: A norm for the step-size controller: maps a scaled error array to a float (or 0-d tensor).
 Norm = Callable[[Any], Any]
+#: ``observer(t, h, err, accepted, y_new)``, called after every attempted step.
+Observer = Callable[[float, float, float, bool, Any], None]
 
 
 def error_norm(
@@ -296,11 +298,12 @@ def _attempt(
     tableau: ButcherTableau,
     controller: StepSizeController,
     tol: _Tolerances,
+    observer: Observer | None = None,
 ) -> tuple[_Accepted | None, float, int]:
     """Try steps from ``t`` until one is accepted or the step size underflows.
 
     Returns the accepted step (None on underflow), the proposed next ``|h|`` and
-    the number of rejections.
+    the number of rejections.  ``observer`` sees every attempt.
     """
     direction = 1.0 if t1 > t else -1.0
     h_abs, rejected = min(h_abs, tol.max_step), 0
@@ -314,7 +317,10 @@ def _attempt(
         step = rk_step(f, t, y, h, tableau, k0=f_t)
         err = error_norm(step.error, y, step.y, tol.rtol, tol.atol, tol.norm)
         factor = controller.factor(err, after_rejection=rejected > 0)
-        if controller.accept(err):
+        accepted = controller.accept(err)
+        if observer is not None:
+            observer(t, h, err, accepted, step.y)
+        if accepted:
             f_new = step.k[-1] if tableau.fsal else f(t_new, step.y)
             dense = make_interpolant(tableau, t, t_new, y, step.y, f_t, f_new, step.k)
             return _Accepted(t_new, step.y, f_new, dense), abs(h) * factor, rejected
@@ -337,6 +343,7 @@ def integrate_adaptive(
     dense_output: bool = False,
     controller: StepSizeController | None = None,
     norm: Norm | None = None,
+    observer: Observer | None = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` over ``t_span`` with an embedded Runge-Kutta pair.
 
@@ -378,6 +385,10 @@ def integrate_adaptive(
     norm : callable, optional
         Replaces the RMS norm of the scaled error in :func:`error_norm` and
         :func:`select_initial_step` (e.g. a seminorm for the adjoint method).
+    observer : callable, optional
+        Called as ``observer(t, h, err, accepted, y_new)`` after every attempted
+        step, accepted or rejected, with the signed step ``h`` and the error norm
+        ``err``; it only watches (see :mod:`odecourse.step_history`).
 
     Returns
     -------
@@ -405,7 +416,9 @@ def integrate_adaptive(
         if counts["n_steps"] >= max_steps:
             status, message = -1, _too_many_steps(max_steps, t)
             break
-        step, h_abs, rejected = _attempt(f, t, y, f_t, h_abs, t1, tableau, controller, tol)
+        step, h_abs, rejected = _attempt(
+            f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer
+        )
         counts["n_rejected"] += rejected
         if step is None:
             status, message = -1, _step_too_small(t, h_abs)

@@ -3,14 +3,9 @@
 :func:`odecourse.adaptive.integrate_adaptive` returns the accepted steps and
 counts the rejected ones.  To *see* the controller at work, a chapter needs
 the rejected attempts too: where they started, how large they were and how
-large the error estimate came out.  :func:`adaptive_step_history` runs the
-same algorithm from the same public pieces (:func:`~odecourse.runge_kutta.rk_step`,
-:func:`~odecourse.adaptive.error_norm`,
-:class:`~odecourse.adaptive.StepSizeController`,
-:func:`~odecourse.adaptive.select_initial_step`) and records each attempt in a
-:class:`StepHistory`.  Its accepted steps are exactly those of
-``integrate_adaptive`` (a test checks this), so it is an observer, not a
-second integrator.
+large the error estimate came out.  :func:`adaptive_step_history` runs
+``integrate_adaptive`` itself with an ``observer`` that records each attempt
+in a :class:`StepHistory`, so what it shows is what the solver does.
 
 NumPy only.  Taught in Chapter 3.
 
@@ -35,8 +30,8 @@ from odecourse._validation import (
     check_positive,
     check_t_span,
 )
-from odecourse.adaptive import StepSizeController, error_norm, select_initial_step
-from odecourse.runge_kutta import ButcherTableau, get_tableau, rk_step
+from odecourse.adaptive import integrate_adaptive
+from odecourse.runge_kutta import ButcherTableau, get_tableau
 
 __all__ = ["StepHistory", "adaptive_step_history"]
 
@@ -93,11 +88,6 @@ class StepHistory:
         return np.column_stack([self.y0, self.y[:, self.accepted]])
 
 
-def _min_step(t: float, direction: float) -> float:
-    """Ten units in the last place of ``t`` (as in :mod:`odecourse.adaptive`)."""
-    return 10 * abs(math.nextafter(t, direction * math.inf) - t)
-
-
 def adaptive_step_history(
     f: Callable[[float, np.ndarray], np.ndarray],
     t_span: tuple[float, float],
@@ -112,8 +102,8 @@ def adaptive_step_history(
 ) -> StepHistory:
     r"""Integrate with an embedded pair and record every attempted step.
 
-    The algorithm is that of :func:`odecourse.adaptive.integrate_adaptive`:
-    accept when :math:`\|e\| < 1`, then
+    Runs :func:`odecourse.adaptive.integrate_adaptive` with an observer that
+    records each attempt: accept when :math:`\|e\| < 1`, then
 
     .. math::
         h_{\mathrm{new}} = h \cdot \min\Big(\mathrm{MAX},\, \max\big(\mathrm{MIN},\,
@@ -145,52 +135,30 @@ def adaptive_step_history(
     Taught in Chapter 3.
     """
     f = check_callable("f", f)
-    t0, t1 = check_t_span("t_span", t_span)
-    y = check_finite_array("y0", y0, ndim=1)
+    t_span = check_t_span("t_span", t_span)
+    y0 = check_finite_array("y0", y0, ndim=1)
     tableau = get_tableau(tableau) if isinstance(tableau, str) else tableau
     if not isinstance(tableau, ButcherTableau) or not (tableau.explicit and tableau.adaptive):
         raise ValueError(f"`tableau` must be an explicit embedded pair; got {tableau!r}.")
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
     max_step = check_positive("max_step", max_step, allow_inf=True)
     max_steps = check_int("max_steps", max_steps, minimum=1)
-    controller = StepSizeController(tableau.error_order)
-    direction = 1.0 if t1 > t0 else -1.0
-    f_t = f(t0, y)
-    if first_step is None:
-        h_abs = select_initial_step(f, t0, y, f_t, t1, tableau.error_order, rtol, atol, max_step)
-    else:
-        h_abs = check_positive("first_step", first_step)
-    rows, t, accepted_count, success = [], t0, 0, True
-    while t != t1 and success:
-        if accepted_count >= max_steps:
-            success = False
-            break
-        min_step = _min_step(t, direction)
-        h_abs, rejected = max(min(h_abs, max_step), min_step), 0
-        while True:
-            if h_abs < min_step:
-                success = False
-                break
-            t_new = t1 if direction * (t + direction * h_abs - t1) > 0 else t + direction * h_abs
-            step = rk_step(f, t, y, t_new - t, tableau, k0=f_t)
-            err = error_norm(step.error, y, step.y, rtol, atol)
-            factor = controller.factor(err, after_rejection=rejected > 0)
-            ok = controller.accept(err)
-            rows.append((t, t_new - t, err, ok, step.y))
-            h_abs = abs(t_new - t) * factor
-            if ok:
-                f_t = step.k[-1] if tableau.fsal else f(t_new, step.y)
-                t, y, accepted_count = t_new, step.y, accepted_count + 1
-                break
-            rejected += 1
-    t_, h_, e_, a_, y_ = zip(*rows, strict=True) if rows else ((),) * 5
-    states = np.column_stack(y_) if rows else np.empty((len(y0), 0))
+    if first_step is not None:
+        first_step = check_positive("first_step", first_step)
+    attempts: list[tuple] = []
+    result = integrate_adaptive(
+        f, t_span, y0, tableau, rtol=rtol, atol=atol, first_step=first_step,
+        max_step=max_step, max_steps=max_steps,
+        observer=lambda t, h, err, accepted, y_new: attempts.append((t, h, err, accepted, y_new)),
+    )  # fmt: skip
+    t_, h_, e_, a_, y_ = zip(*attempts, strict=True) if attempts else ((),) * 5
+    states = np.column_stack(y_) if attempts else np.empty((len(y0), 0))
     return StepHistory(
         np.array(t_, dtype=float),
         np.array(h_, dtype=float),
         np.array(e_, dtype=float),
         np.array(a_, dtype=bool),
         states,
-        check_finite_array("y0", y0, ndim=1),
-        success,
+        y0,
+        result.success,
     )
