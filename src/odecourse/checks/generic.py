@@ -1,0 +1,151 @@
+"""Generic answer checks: numbers and arrays, gradients against finite differences.
+
+See :mod:`odecourse.checks` for how the checks report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from odecourse._validation import (
+    check_callable,
+    check_finite_array,
+    check_positive,
+    check_real,
+)
+
+from ._verdict import (
+    _answer,
+    _as_array,
+    _failure,
+    _passed,
+    _relative_error,
+    _student_code,
+    _to_numpy,
+)
+
+__all__ = ["check_close", "check_gradient"]
+
+
+def _finite_difference_gradient(fn: Callable, x: np.ndarray, eps: float, hint: str) -> np.ndarray:
+    gradient = np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        with _student_code("your function", hint):
+            plus, minus = float(_to_numpy(fn(x + step))), float(_to_numpy(fn(x - step)))
+        gradient[index] = (plus - minus) / (2 * eps)
+    return gradient
+
+
+def _worst_index(value: np.ndarray, expected: np.ndarray) -> tuple[int, ...]:
+    flat = int(np.argmax(np.abs(value - expected)))
+    return tuple(int(i) for i in np.unravel_index(flat, value.shape))
+
+
+def check_gradient(
+    fn: Callable[[np.ndarray], Any],
+    x: Any,
+    grad: Any,
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    hint: str | None = None,
+) -> None:
+    r"""Check a gradient against central finite differences.
+
+    .. math:: \frac{\partial f}{\partial x_i} \approx \frac{f(x + \varepsilon e_i)
+              - f(x - \varepsilon e_i)}{2 \varepsilon}
+
+    Parameters
+    ----------
+    fn : callable
+        A scalar function of a float64 array of the shape of ``x``.
+    x : array_like
+        Where to compare.
+    grad : array_like or callable
+        The claimed gradient at ``x``, or a function ``grad(x)`` returning it.
+    eps : float
+        Finite-difference step.
+    rtol : float
+        Accepted error, relative to ``max(1, max |finite-difference gradient|)``.
+    hint : str, optional
+        Replaces the default hint.
+
+    Examples
+    --------
+    >>> check_gradient(lambda x: np.sum(x**2), np.array([1.0, 2.0]), lambda x: 2 * x)
+    ✓ the gradient agrees with central finite differences (tolerance 1e-05).
+
+    Taught in Chapter 5 and Chapter 7.
+    """
+    check_callable("fn", fn)
+    x = check_finite_array("x", _to_numpy(x))
+    eps, rtol = check_positive("eps", eps), check_positive("rtol", rtol)
+    hint = hint or (
+        "apply the chain rule one factor at a time, and transpose each Jacobian when you "
+        "multiply it onto the incoming gradient."
+    )
+    if callable(grad):
+        with _student_code("your gradient function", hint):
+            grad = grad(x.copy())
+    grad = _as_array(grad, "the gradient", hint)
+    if grad.shape != x.shape:
+        raise _failure(f"the gradient has shape {grad.shape}; x has {x.shape}.", hint)
+    reference = _finite_difference_gradient(fn, x, eps, hint)
+    error = _relative_error(grad, reference)
+    if error > rtol:
+        raise _failure(
+            f"the gradient differs from finite differences by {error:.1e} (relative); "
+            f"largest mismatch in component {_worst_index(grad, reference)}.",
+            hint,
+        )
+    _passed(f"the gradient agrees with central finite differences (tolerance {rtol:.0e}).")
+
+
+def check_close(
+    value: Any,
+    expected: Any,
+    *,
+    rtol: float = 1e-7,
+    atol: float = 0.0,
+    name: str = "the value",
+    hint: str | None = None,
+) -> None:
+    """Check that a number or array is close to the expected one.
+
+    Parameters
+    ----------
+    value : array_like or callable
+        The reader's answer, or a function of no arguments returning it.
+    expected : array_like
+        The correct answer.
+    rtol, atol : float
+        Passed to :func:`numpy.allclose`.
+    name : str
+        What the value is, for the verdict.
+    hint : str, optional
+        What to print when it is wrong.
+
+    Examples
+    --------
+    >>> check_close(lambda: 0.1 + 0.2, 0.3, name="the sum")
+    ✓ the sum checks out.
+
+    Taught in every chapter.
+    """
+    expected = check_finite_array("expected", _to_numpy(expected))
+    rtol = check_real("rtol", rtol)
+    atol = check_real("atol", atol)
+    if rtol < 0 or atol < 0 or rtol == atol == 0:
+        raise ValueError(f"`rtol` and `atol` must be >= 0, not both 0; got {rtol}, {atol}.")
+    hint = hint or f"recompute {name} step by step."
+    value = _as_array(_answer(value, f"computing {name}", hint), name, hint)
+    if value.shape != expected.shape:
+        raise _failure(f"{name} has shape {value.shape}; expected {expected.shape}.", hint)
+    if not np.allclose(value, expected, rtol=rtol, atol=atol):
+        raise _failure(f"{name} came out as {np.round(value, 6)}, which is not right.", hint)
+    _passed(f"{name} checks out.")
