@@ -7,15 +7,9 @@ import pytest
 import torch
 
 from odecourse.convergence import observed_order
-from odecourse.runge_kutta import (
-    ALIASES,
-    TABLEAUS,
-    ButcherTableau,
-    HermiteInterpolant,
-    algebraic_order,
-    get_tableau,
-    rk_step,
-)
+from odecourse.dense_output import HermiteInterpolant
+from odecourse.order_conditions import algebraic_order
+from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau, get_tableau, rk_step
 
 NAMES = sorted(TABLEAUS)
 EXPLICIT = [name for name in NAMES if TABLEAUS[name].explicit]

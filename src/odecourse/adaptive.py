@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odecourse._arrays import detach, maximum, rms_norm
-from odecourse.runge_kutta import ButcherTableau, make_interpolant, rk_step
+from odecourse.dense_output import make_interpolant
+from odecourse.runge_kutta import ButcherTableau, rk_step
 
 __all__ = [
     "MAX_FACTOR",

@@ -30,7 +30,8 @@ import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
 from odecourse.adaptive import StepOutcome
-from odecourse.runge_kutta import ButcherTableau, HermiteInterpolant
+from odecourse.dense_output import HermiteInterpolant
+from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [
     "ImplicitStepper",

@@ -44,9 +44,10 @@ import scipy.linalg
 
 from ._validation import check_callable, check_choice, check_int, check_positive, check_t_span
 from .adaptive import IntegrationResult, StepOutcome, integrate_fixed
+from .dense_output import HermiteInterpolant
 from .implicit import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
 from .multistep import LinearMultistepMethod, adams_bashforth, get_multistep_method
-from .runge_kutta import ButcherTableau, HermiteInterpolant, get_tableau, rk_step
+from .runge_kutta import ButcherTableau, get_tableau, rk_step
 from .solve import register_method
 
 __all__ = ["CORRECTORS", "MultistepStepper", "multistep_solve"]

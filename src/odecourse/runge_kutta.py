@@ -4,9 +4,9 @@ A Runge-Kutta method with :math:`s` stages is its Butcher tableau
 :math:`(A, b, c)`.  This module holds the :class:`ButcherTableau` type, which
 checks itself on construction, a registry of named tableaus
 (:data:`TABLEAUS`, :func:`get_tableau`), the single explicit step routine
-:func:`rk_step` that serves every explicit tableau, the dense-output
-interpolants built from a step, and an order-condition check based on rooted
-trees (:func:`algebraic_order`).
+:func:`rk_step` that serves every explicit tableau.  Dense output built from a
+step lives in :mod:`odecourse.dense_output`, and the check of a tableau's
+order conditions by rooted trees in :mod:`odecourse.order_conditions`.
 
 The step and the interpolants use only ``+``, ``*`` and Python floats on the
 state, so the same lines integrate a NumPy array or a batch of torch tensors.
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,12 +41,8 @@ __all__ = [
     "ALIASES",
     "TABLEAUS",
     "ButcherTableau",
-    "HermiteInterpolant",
-    "RKInterpolant",
     "RKStep",
-    "algebraic_order",
     "get_tableau",
-    "make_interpolant",
     "rk_step",
 ]
 
@@ -295,138 +291,6 @@ def rk_step(
     y_new = stage_y if tableau.fsal else _combine(y, h, weights, k)
     error = _combine(0.0, h, error_weights, k) if tableau.adaptive else None
     return RKStep(y=y_new, k=tuple(k), error=error)
-
-
-@dataclass(frozen=True)
-class RKInterpolant:
-    r"""Dense output of one step from the tableau's own coefficients.
-
-    .. math::
-        y(t_n + \theta h) = y_n + h \sum_i b_i(\theta) k_i, \qquad
-        b(\theta) = P\,[\theta, \theta^2, \dots, \theta^q]^T .
-
-    Taught in Chapter 3.
-    """
-
-    t_old: float
-    t_new: float
-    y_old: Any
-    k: tuple[Any, ...]
-    P: np.ndarray
-
-    def __call__(self, t: float) -> Any:
-        h = self.t_new - self.t_old
-        theta = (t - self.t_old) / h
-        weights = self.P @ np.cumprod(np.full(self.P.shape[1], theta))
-        return _combine(self.y_old, h, _nonzero(weights), self.k)
-
-
-@dataclass(frozen=True)
-class HermiteInterpolant:
-    r"""Cubic Hermite dense output from the values and slopes at both ends of a step.
-
-    .. math::
-        y(t_n + \theta h) = (1 - \theta)\, y_n + \theta\, y_{n+1}
-            + \theta (\theta - 1) \big[(1 - 2\theta)(y_{n+1} - y_n)
-            + (\theta - 1) h f_n + \theta h f_{n+1}\big] .
-
-    Third-order accurate (local error :math:`O(h^4)`).  Taught in Chapter 3.
-    """
-
-    t_old: float
-    t_new: float
-    y_old: Any
-    y_new: Any
-    f_old: Any
-    f_new: Any
-
-    def __call__(self, t: float) -> Any:
-        h = self.t_new - self.t_old
-        s = (t - self.t_old) / h
-        if s == 0:
-            return self.y_old
-        dy = self.y_new - self.y_old
-        bracket = (1 - 2 * s) * dy + ((s - 1) * h) * self.f_old + (s * h) * self.f_new
-        return self.y_old + s * dy + (s * (s - 1)) * bracket
-
-
-def make_interpolant(
-    tableau: ButcherTableau | None,
-    t_old: float,
-    t_new: float,
-    y_old: Any,
-    y_new: Any,
-    f_old: Any,
-    f_new: Any,
-    k: tuple[Any, ...] = (),
-) -> RKInterpolant | HermiteInterpolant:
-    """Return the tableau's dense output if it has one, else cubic Hermite interpolation."""
-    if tableau is not None and tableau.P is not None and k:
-        return RKInterpolant(t_old, t_new, y_old, k, tableau.P)
-    return HermiteInterpolant(t_old, t_new, y_old, y_new, f_old, f_new)
-
-
-# --------------------------------------------------------------------------- order conditions
-
-
-@cache
-def _trees(n: int) -> tuple[tuple, ...]:
-    """All rooted trees with ``n`` nodes; a tree is the sorted tuple of its subtrees."""
-    return tuple(sorted(_forests(n - 1)))
-
-
-@cache
-def _forests(n: int) -> frozenset[tuple]:
-    """All multisets of rooted trees with ``n`` nodes in total, as sorted tuples."""
-    if n == 0:
-        return frozenset({()})
-    forests = set()
-    for size in range(1, n + 1):
-        for tree in _trees(size):
-            for rest in _forests(n - size):
-                forests.add(tuple(sorted((*rest, tree))))
-    return frozenset(forests)
-
-
-def _weight_and_density(A: np.ndarray, tree: tuple) -> tuple[np.ndarray, int]:
-    """Internal weights :math:`\\Phi` (per stage) and density :math:`\\gamma` of a tree."""
-    phi = np.ones(A.shape[0])
-    nodes, gamma = 1, 1
-    for child in tree:
-        child_phi, child_gamma = _weight_and_density(A, child)
-        phi = phi * (A @ child_phi)
-        nodes += _count(child)
-        gamma *= child_gamma
-    return phi, gamma * nodes
-
-
-def _count(tree: tuple) -> int:
-    return 1 + sum(_count(child) for child in tree)
-
-
-def algebraic_order(
-    tableau: ButcherTableau, *, weights: str = "b", max_order: int = 6, tol: float = 1e-10
-) -> int:
-    r"""Largest :math:`p \le` ``max_order`` for which all order conditions hold.
-
-    For every rooted tree :math:`\tau` with at most :math:`p` nodes,
-
-    .. math:: \sum_i b_i \Phi_i(\tau) = \frac{1}{\gamma(\tau)},
-
-    with the elementary weights :math:`\Phi` and density :math:`\gamma` of
-    Butcher's theory (hairer1993, Sec. II.2).  ``weights="b_hat"`` checks the
-    embedded formula instead.  Taught in Chapter 2.
-    """
-    check_choice("weights", weights, ("b", "b_hat"))
-    b = tableau.b if weights == "b" else tableau.b_hat
-    if b is None:
-        raise ValueError(f"{tableau.name!r} has no embedded weights `b_hat`.")
-    for p in range(1, max_order + 1):
-        for tree in _trees(p):
-            phi, gamma = _weight_and_density(tableau.A, tree)
-            if abs(b @ phi - 1 / gamma) > tol:
-                return p - 1
-    return max_order
 
 
 # --------------------------------------------------------------------------- the registry

@@ -15,7 +15,8 @@ from odecourse._validation import (
     check_int,
 )
 from odecourse.convergence import observed_order
-from odecourse.runge_kutta import ButcherTableau, algebraic_order
+from odecourse.order_conditions import algebraic_order
+from odecourse.runge_kutta import ButcherTableau
 
 from ._verdict import (
     ORDER_TOLERANCE,
