@@ -8,8 +8,15 @@ One module per concept; the names a reader uses most are re-exported here.
   :mod:`~odecourse.convergence`
 - Chapter 4: :mod:`~odecourse.multistep`, :mod:`~odecourse.multistep_solver`
 - Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
+- Chapters 6-7: :mod:`~odecourse.odeint` (the PyTorch front end), :mod:`~odecourse.adjoint`,
+  :mod:`~odecourse.neural_ode`
+- Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
+
+After ``import odecourse``, ``odecourse.odeint`` is the function (torchdiffeq's name); the
+module of the same name is still importable as ``from odecourse.odeint import CountedFunc``.
 """
 
+from .adjoint import odeint_adjoint
 from .convergence import convergence_study, observed_order, work_precision
 from .data import Dataset, concentric_circles, digits, two_spirals
 from .implicit import NewtonConvergenceError
@@ -19,6 +26,8 @@ from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_meth
 # Importing multistep_solver registers the multistep methods with solve_ivp.
 from .multistep_solver import multistep_solve
 from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
+from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory
+from .odeint import CountedFunc, SolveStats, odeint
 from .picard import picard_iterates
 from .runge_kutta import TABLEAUS, ButcherTableau, get_tableau, rk_step
 from .seeding import seed_everything
@@ -34,27 +43,35 @@ __all__ = [
     "PROBLEMS",
     "TABLEAUS",
     "ButcherTableau",
+    "CountedFunc",
     "Dataset",
     "History",
     "LinearMultistepMethod",
     "NewtonConvergenceError",
+    "ODEBlock",
+    "ODEClassifier",
+    "ODEFunc",
     "OdeResult",
     "OdeSolution",
     "PlainMLP",
     "ResidualBlock",
     "ResidualMLP",
+    "SolveStats",
     "boundary_locus",
     "concentric_circles",
     "convergence_study",
     "count_parameters",
     "digits",
     "evaluate",
+    "fit_trajectory",
     "get_multistep_method",
     "get_problem",
     "get_tableau",
     "gradient_norms",
     "multistep_solve",
     "observed_order",
+    "odeint",
+    "odeint_adjoint",
     "picard_iterates",
     "plot_stability_region",
     "register_method",
