@@ -60,6 +60,7 @@ assignments: $(STAMP)
 	$(BIN)/python -m odecourse.assignments --out _build/assignments $(NOTEBOOKS)
 
 benchmarks: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements.txt
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
