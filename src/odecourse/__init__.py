@@ -8,6 +8,7 @@ One module per concept; the names a reader uses most are re-exported here.
   :mod:`~odecourse.convergence`
 - Chapter 4: :mod:`~odecourse.multistep`, :mod:`~odecourse.multistep_solver`
 - Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
+- Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.forward_stability`
 - Chapters 6-7: :mod:`~odecourse.odeint` (the PyTorch front end), :mod:`~odecourse.adjoint`,
   :mod:`~odecourse.neural_ode`
 - Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
@@ -19,6 +20,7 @@ module of the same name is still importable as ``from odecourse.odeint import Co
 from .adjoint import odeint_adjoint
 from .convergence import convergence_study, observed_order, work_precision
 from .data import Dataset, concentric_circles, digits, two_spirals
+from .forward_stability import AntisymmetricBlock, increment_eigenvalues
 from .implicit import NewtonConvergenceError
 from .ivp import IVP, PROBLEMS, get_problem
 from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_method
@@ -29,6 +31,14 @@ from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
 from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory
 from .odeint import CountedFunc, SolveStats, odeint
 from .picard import picard_iterates
+from .residual import (
+    EvaluationRecorder,
+    MultistepResNet,
+    RKResNet,
+    TimeDependentField,
+    continuous_depth_errors,
+    make_classifier,
+)
 from .runge_kutta import TABLEAUS, ButcherTableau, get_tableau, rk_step
 from .seeding import seed_everything
 from .solve import METHODS, OdeResult, OdeSolution, register_method, solve_ivp
@@ -42,11 +52,14 @@ __all__ = [
     "METHODS",
     "PROBLEMS",
     "TABLEAUS",
+    "AntisymmetricBlock",
     "ButcherTableau",
     "CountedFunc",
     "Dataset",
+    "EvaluationRecorder",
     "History",
     "LinearMultistepMethod",
+    "MultistepResNet",
     "NewtonConvergenceError",
     "ODEBlock",
     "ODEClassifier",
@@ -54,11 +67,14 @@ __all__ = [
     "OdeResult",
     "OdeSolution",
     "PlainMLP",
+    "RKResNet",
     "ResidualBlock",
     "ResidualMLP",
     "SolveStats",
+    "TimeDependentField",
     "boundary_locus",
     "concentric_circles",
+    "continuous_depth_errors",
     "convergence_study",
     "count_parameters",
     "digits",
@@ -68,6 +84,8 @@ __all__ = [
     "get_problem",
     "get_tableau",
     "gradient_norms",
+    "increment_eigenvalues",
+    "make_classifier",
     "multistep_solve",
     "observed_order",
     "odeint",
