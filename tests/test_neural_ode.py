@@ -123,3 +123,12 @@ def test_fit_trajectory_learns_a_rotation():
 def test_validation_errors(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+def test_fit_trajectory_accepts_a_float32_linspace_grid():
+    # linspace(0, 25, 1000) in float32 has steps that differ by ~1e-6 (rounding of t ~ 25),
+    # far above a relative 1e-5 of the step but a few ulps of |t|: it is equally spaced.
+    t = torch.linspace(0.0, 25.0, 1000)
+    y = torch.stack([torch.cos(t), -torch.sin(t)], dim=1)
+    fit = fit_trajectory(t, y, n_iters=2, segment=5, batch_size=4, seed=0)
+    assert fit is not None

@@ -10,7 +10,7 @@ One module per concept; the names a reader uses most are re-exported here.
 - Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
 - Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.forward_stability`
 - Chapters 6-7: :mod:`~odecourse.odeint` (the PyTorch front end), :mod:`~odecourse.adjoint`,
-  :mod:`~odecourse.neural_ode`
+  :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`
 - Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
 
 After ``import odecourse``, ``odecourse.odeint`` is the function (torchdiffeq's name); the
@@ -23,6 +23,7 @@ from .data import Dataset, concentric_circles, digits, two_spirals
 from .forward_stability import AntisymmetricBlock, increment_eigenvalues
 from .implicit import NewtonConvergenceError
 from .ivp import IVP, PROBLEMS, get_problem
+from .memory import saved_tensor_bytes
 from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_method
 
 # Importing multistep_solver registers the multistep methods with solve_ivp.
@@ -94,6 +95,7 @@ __all__ = [
     "plot_stability_region",
     "register_method",
     "rk_step",
+    "saved_tensor_bytes",
     "seed_everything",
     "solve_ivp",
     "stability_function",
