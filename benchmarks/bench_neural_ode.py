@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from odecourse.adjoint import odeint_adjoint
+from odecourse.memory import saved_tensor_bytes
 from odecourse.odeint import CountedFunc, odeint
 from odecourse.runge_kutta import get_tableau
 
@@ -90,20 +91,6 @@ class Row:
     grad: torch.Tensor
 
 
-def _saved_bytes(run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Run ``run`` and count the bytes of distinct storages saved for backward."""
-    seen: dict[int, int] = {}
-
-    def pack(x: torch.Tensor) -> torch.Tensor:
-        storage = x.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return x
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
-        loss = run()
-    return loss, sum(seen.values())
-
-
 def _measure(
     name: str, solve: Callable, func: CountedFunc, y0: torch.Tensor, t: torch.Tensor
 ) -> Row:
@@ -112,7 +99,7 @@ def _measure(
     for _ in range(REPEATS):
         func.reset()
         start = time.perf_counter()
-        loss, graph = _saved_bytes(lambda: solve(func, y0, t)[-1].pow(2).mean())
+        loss, graph = saved_tensor_bytes(lambda: solve(func, y0, t)[-1].pow(2).mean())
         forward_times.append(time.perf_counter() - start)
         nfe_forward = func.nfe
         func.reset()
