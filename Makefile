@@ -43,7 +43,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint assignments $(STAMP)
-	$(BIN)/python -m pytest -x -n $(JOBS) tests
+	$(BIN)/python -m pytest -x -n $(JOBS) tests --doctest-modules src/odecourse
 	$(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
 

@@ -59,7 +59,7 @@ def check_multistep_coefficients(
     expected_order: int | None = None,
     zero_stable: bool | None = True,
     hint: str | None = None,
-) -> LinearMultistepMethod:
+) -> None:
     r"""Check linear multistep coefficients: consistency, order, and the root condition.
 
     The method :math:`\sum_j \alpha_j y_{n+j} = h \sum_j \beta_j f_{n+j}` (oldest
@@ -79,16 +79,11 @@ def check_multistep_coefficients(
     hint : str, optional
         Replaces the default hint.
 
-    Returns
-    -------
-    LinearMultistepMethod
-
     Examples
     --------
     >>> from fractions import Fraction as F
     >>> check_multistep_coefficients([0, -1, 1], [F(-1, 2), F(3, 2), 0], expected_order=2)
     ✓ consistent 2-step method of order 2; the roots of rho satisfy the root condition.
-    LinearMultistepMethod('your method', alpha=(0, -1, 1), beta=(-1/2, 3/2, 0))
 
     Taught in Chapter 4.
     """
@@ -120,4 +115,3 @@ def check_multistep_coefficients(
         f"consistent {method.steps}-step method of order {order}; the roots of rho "
         f"{condition} the root condition."
     )
-    return method
