@@ -16,12 +16,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["all_finite", "detach", "is_torch", "maximum", "rms_norm"]
+__all__ = ["add_scaled", "all_finite", "detach", "is_torch", "maximum", "rms_norm"]
 
 
 def is_torch(x: Any) -> bool:
     """Return True if ``x`` is a torch tensor (without importing torch)."""
     return type(x).__module__.startswith("torch")
+
+
+def add_scaled(y: Any, a: float, x: Any) -> Any:
+    """Return ``y + a * x``; one fused operation (and one autograd node) for tensors."""
+    if is_torch(x) and is_torch(y):
+        return y.add(x, alpha=a)
+    return y + a * x
 
 
 def detach(x: Any) -> Any:

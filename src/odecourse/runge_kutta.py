@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from odecourse._arrays import add_scaled
 from odecourse._validation import check_choice
 
 __all__ = [
@@ -203,10 +204,11 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
     """Return :math:`y + h \\sum_j w_j k_j` over the given ``(j, w_j)`` terms."""
     if not terms:
         return y
-    dy = None
-    for j, w in terms:
-        dy = w * k[j] if dy is None else dy + w * k[j]
-    return y + h * dy
+    (first, weight), *rest = terms
+    dy = weight * k[first]
+    for j, w in rest:
+        dy = add_scaled(dy, w, k[j])
+    return add_scaled(y, h, dy)
 
 
 @dataclass(frozen=True)
