@@ -166,3 +166,92 @@ def test_plain_function_with_adjoint_params_works():
     exact = torch.exp(2.0 * theta.detach())  # y(2) = y0 exp(2 theta)
     torch.testing.assert_close(grad_y0, exact.reshape(1), rtol=1e-8, atol=0)
     torch.testing.assert_close(grad_theta, 2.0 * exact, rtol=1e-8, atol=0)
+
+
+def _backprop_and_adjoint_gradients(func, y0, t, params, **kwargs):
+    """Gradients of one loss through odeint and through odeint_adjoint."""
+    inputs = (y0, *params)
+    weights = torch.linspace(-1.0, 1.0, len(t), dtype=F64)
+
+    def loss(ys):
+        return (weights.reshape(-1, *([1] * (ys.ndim - 1))) * ys.pow(2)).sum()
+
+    reference = torch.autograd.grad(loss(odeint(func, y0, t, **kwargs)), inputs)
+    ys = odeint_adjoint(func, y0, t, adjoint_params=params, **kwargs)
+    return torch.autograd.grad(loss(ys), inputs), reference
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rk4"])
+def test_reversed_time_gradients_match_backprop(method):
+    func, y0 = _Field(), _y0()
+    t = torch.tensor([1.5, 1.0, 0.2, -0.4], dtype=F64)
+    kwargs = {"rtol": 1e-10, "atol": 1e-12} if method == "dopri5" else {}
+    options = {"options": {"step_size": 0.01}} if method == "rk4" else {}
+    grads, reference = _backprop_and_adjoint_gradients(
+        func, y0, t, tuple(func.parameters()), method=method, **kwargs, **options
+    )
+    tol = 1e-7 if method == "dopri5" else 1e-5  # rk4's adjoint is exact to O(h^4) only
+    for g, r in zip(grads, reference, strict=True):
+        torch.testing.assert_close(g, r, rtol=tol, atol=tol)
+
+
+def test_no_grad_context_gives_a_plain_solution():
+    func, y0 = _Field(), _y0()
+    t = torch.tensor([0.0, 1.0], dtype=F64)
+    with torch.no_grad():
+        ys = odeint_adjoint(func, y0, t)
+    assert not ys.requires_grad
+    torch.testing.assert_close(ys, odeint(func, y0.detach(), t), rtol=0, atol=0)
+
+
+def test_only_parameters_require_grad():
+    func = _Field()
+    y0 = _y0().detach()
+    ys = odeint_adjoint(func, y0, torch.tensor([0.0, 1.0], dtype=F64), rtol=1e-10, atol=1e-12)
+    ys[-1].sum().backward()
+    assert y0.grad is None and func.W.grad is not None
+
+
+def test_a_parameter_listed_twice_gets_its_gradient_once():
+    theta = torch.tensor(-0.5, dtype=F64, requires_grad=True)
+    y0 = torch.tensor([1.0], dtype=F64)
+    t = torch.tensor([0.0, 2.0], dtype=F64)
+    ys = odeint_adjoint(lambda t, y: theta * y, y0, t, adjoint_params=[theta, theta],
+                        rtol=1e-10, atol=1e-12)  # fmt: skip
+    (grad,) = torch.autograd.grad(ys[-1].sum(), theta)
+    torch.testing.assert_close(grad, 2.0 * torch.exp(2.0 * theta.detach()), rtol=1e-8, atol=0)
+
+
+def test_field_independent_of_the_state_passes_gradients_through():
+    # y' = 1: y(t) = y0 + t, so dL/dy0 is the sum of the incoming gradients.
+    y0 = torch.zeros(2, dtype=F64, requires_grad=True)
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    ys = odeint_adjoint(lambda t, y: torch.ones_like(y), y0, t, adjoint_params=())
+    (grad,) = torch.autograd.grad(ys.sum(), y0)
+    torch.testing.assert_close(grad, torch.full((2,), 3.0, dtype=F64), rtol=0, atol=1e-12)
+
+
+def test_float64_times_are_not_rounded_to_the_state_dtype():
+    # 1 + 1e-9 and 1 are the same float32 number: rounding t to y0's dtype would merge them.
+    theta = torch.tensor(-0.5, requires_grad=True)
+    y0 = torch.ones(2)
+    t = torch.tensor([0.0, 1.0, 1.0 + 1e-9], dtype=F64)
+    ys = odeint_adjoint(lambda t, y: theta * y, y0, t, adjoint_params=[theta])
+    torch.testing.assert_close(ys, odeint(lambda t, y: theta * y, y0, t), rtol=0, atol=0)
+    ys[-1].sum().backward()
+    torch.testing.assert_close(theta.grad, 2.0 * torch.exp(theta.detach()), rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"method": 5}, TypeError, "`method` must be a method name or an explicit ButcherTableau"),
+        ({"adjoint_method": 5}, TypeError, "`method` must be a method name"),
+        ({"adjoint_atol": -1.0}, ValueError, "`adjoint_atol` must be non-negative"),
+        ({"rtol": -1.0}, ValueError, "`rtol` must be non-negative"),
+        ({"t": torch.tensor([0.0, 1.0], requires_grad=True)}, ValueError, "with respect to `t`"),
+        ({"adjoint_options": {"norm": "seminorms"}}, TypeError, "`norm` must be callable"),
+    ],
+)
+def test_more_validation_errors(kwargs, error, match):
+    test_validation_errors(kwargs, error, match)

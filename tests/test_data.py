@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from odecourse.data import Dataset, concentric_circles, digits, two_spirals
+from odecourse.data import Dataset, concentric_circles, digits, split_balanced, two_spirals
 
 GENERATORS = [two_spirals, concentric_circles]
 
@@ -98,3 +98,36 @@ def test_generator_specific_validation():
         concentric_circles(factor=1.5)
     with pytest.raises(ValueError, match="`test_fraction`"):
         digits(test_fraction=-0.2)
+
+
+def test_split_balanced_keeps_every_class_in_both_splits():
+    X = np.arange(12.0).reshape(6, 2)
+    y = np.array([0, 0, 1, 1, 1, 1])
+    data = split_balanced(X, y, test_fraction=0.9, rng=np.random.default_rng(0))
+    for labels in (data.y_train, data.y_test):
+        assert set(labels.tolist()) == {0, 1}
+    assert len(data.y_train) + len(data.y_test) == 6
+    rows = torch.cat([data.X_train, data.X_test])[:, 0].sort().values
+    assert torch.equal(rows, torch.tensor(X[:, 0], dtype=torch.float32))
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "rng", "error", "match"),
+    [
+        (np.zeros(4), np.array([0, 0, 1, 1]), None, ValueError, "`X` must have 2 dimension"),
+        (
+            np.zeros((4, 2)),
+            np.array([0, 0, 1]),
+            None,
+            ValueError,
+            r"`y` must be an integer .*\(4,\)",
+        ),
+        (np.zeros((4, 2)), np.array([0.0, 0, 1, 1]), None, ValueError, "`y` must be an integer"),
+        (np.zeros((3, 2)), np.array([0, 0, 1]), None, ValueError, "class 1 has 1"),
+        (np.zeros((4, 2)), np.array([0, 0, 1, 1]), 0, TypeError, "`rng` must be a numpy"),
+    ],
+)
+def test_split_balanced_validation(X, y, rng, error, match):
+    rng = np.random.default_rng(0) if rng is None else rng
+    with pytest.raises(error, match=match):
+        split_balanced(X, y, test_fraction=0.25, rng=rng)

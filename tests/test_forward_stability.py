@@ -94,5 +94,11 @@ def test_validation_errors():
         LayerBlock(4, h=0.1)(torch.zeros(2, 3))
     with pytest.raises(TypeError, match="`f` must be callable"):
         increment_eigenvalues(None, torch.zeros(3))
-    with pytest.raises(ValueError, match="`v` must be a tensor shaped like `x0`"):
+    with pytest.raises(ValueError, match=r"`v` must have the shape of `x0` \(2, 3\); got \(3,\)"):
         propagate([], torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(TypeError, match=r"`v` must be a torch\.Tensor; got list"):
+        propagate([], torch.zeros(2, 3), [0.0, 0.0, 0.0])
+    with pytest.raises(TypeError, match=r"`blocks\[1\]` must be callable"):
+        propagate([LayerBlock(3, h=0.1), 2.0], torch.zeros(2, 3))
+    with pytest.raises(TypeError, match=r"`x0` must be a torch\.Tensor"):
+        propagate([], np.zeros((2, 3)))

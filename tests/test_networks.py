@@ -7,6 +7,7 @@ import torch
 
 from odecourse.networks import (
     ACTIVATIONS,
+    MLP,
     PlainBlock,
     PlainMLP,
     ResidualBlock,
@@ -153,3 +154,10 @@ def test_forward_input_validation(cls):
 def test_count_parameters_rejects_non_modules():
     with pytest.raises(TypeError, match="`model`"):
         count_parameters([torch.zeros(3)])
+
+
+def test_mlp_base_class_validates_its_width():
+    with pytest.raises(ValueError, match="`width` must be an integer >= 1; got 0"):
+        MLP(2, 2, [], 0)
+    with pytest.raises(TypeError, match="`width` must be an integer"):
+        MLP(2, 2, [], 4.0)

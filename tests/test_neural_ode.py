@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from odecourse.networks import ACTIVATIONS
 from odecourse.neural_ode import (
-    ACTIVATIONS,
     ODEBlock,
     ODEClassifier,
     ODEFunc,
@@ -106,7 +106,7 @@ def test_fit_trajectory_learns_a_rotation():
     ("build", "error", "match"),
     [
         (lambda: ODEFunc(0), ValueError, "`dim` must be an integer >= 1"),
-        (lambda: ODEFunc(2, activation="sigmoid"), ValueError, "`activation` must be one of"),
+        (lambda: ODEFunc(2, activation="swish"), ValueError, "`activation` must be one of"),
         (lambda: ODEFunc(2, depth=0), ValueError, "`depth`"),
         (lambda: ODEBlock(lambda t, z: z), TypeError, "`func` must be an nn.Module"),
         (lambda: ODEBlock(ODEFunc(2), T=0.0), ValueError, "`T` must be positive"),
@@ -117,7 +117,22 @@ def test_fit_trajectory_learns_a_rotation():
          "`segment` must be at most"),
         (lambda: fit_trajectory(torch.tensor([0.0, 1.0, 3.0]), torch.zeros(3, 2), segment=2),
          ValueError, "equally spaced"),
-        (lambda: fit_trajectory([0.0, 1.0], torch.zeros(2, 2)), TypeError, "torch tensors"),
+        (lambda: fit_trajectory([0.0, 1.0], torch.zeros(2, 2)), TypeError,
+         "`t` must be a floating-point torch tensor; got list"),
+        (lambda: fit_trajectory(torch.arange(5), torch.zeros(5, 2)), TypeError,
+         "`t` must be a floating-point torch tensor; got torch.int64"),
+        (lambda: fit_trajectory(torch.arange(5.0), torch.zeros(5, 2), segment=2,
+         batch_size=0), ValueError,
+         "`batch_size` must be an integer >= 1"),
+        (lambda: fit_trajectory(torch.arange(5.0), torch.zeros(5, 2), segment=2,
+         func=lambda t, y: y),
+         TypeError, "`func` must be an nn.Module"),
+        (lambda: ODEBlock(ODEFunc(2), method="dopri8"), ValueError, "does not implement"),
+        (lambda: ODEBlock(ODEFunc(2), rtol=-1.0), ValueError, "`rtol` must be non-negative"),
+        (lambda: ODEBlock(ODEFunc(2), options={"step_size": 0.1}), ValueError,
+         "unknown option 'step_size'"),
+        (lambda: ODEClassifier(2, 2, augment_dim=-1), ValueError, "`augment_dim` must be an"),
+        (lambda: ODEClassifier(2, 2, augment_dim=1.5), TypeError, "`augment_dim` must be an"),
     ],
 )  # fmt: skip
 def test_validation_errors(build, error, match):

@@ -315,3 +315,19 @@ def test_unsupported_methods_are_all_named_in_the_error():
     for method in UNSUPPORTED_METHODS:
         with pytest.raises(ValueError, match="'rk38'"):
             odeint(_decay, Y, T, method=method)
+
+
+@pytest.mark.parametrize("tuple_state", [False, True])
+def test_func_of_another_dtype_is_refused(tuple_state):
+    y0 = (Y, Y) if tuple_state else Y
+
+    def func(t, y):
+        return tuple(-s.double() for s in y) if tuple_state else -y.double()
+
+    with pytest.raises(TypeError, match=r"`func` must return tensors of the dtype of `y0` \(torch"):
+        odeint(func, y0, T)
+
+
+def test_t_error_does_not_mention_tuples():
+    with pytest.raises(TypeError, match=r"`t` must be a torch.Tensor; got list \[0\.0, 1\.0\]\.$"):
+        odeint(_decay, Y, [0.0, 1.0])

@@ -1,4 +1,4 @@
-"""Tests for odecourse.residual: integrators as residual architectures."""
+"""Tests for odecourse.residual and odecourse.continuous_depth: integrators as architectures."""
 
 import math
 
@@ -7,19 +7,23 @@ import pytest
 import torch
 from torch import nn
 
+from odecourse.adjoint import odeint_adjoint
+from odecourse.continuous_depth import (
+    EvaluationRecorder,
+    TimeDependentField,
+    continuous_depth_errors,
+)
 from odecourse.multistep import adams_bashforth, adams_moulton
 from odecourse.networks import ResidualMLP, count_parameters
 from odecourse.odeint import SolveStats, odeint
 from odecourse.residual import (
-    EvaluationRecorder,
     LayerField,
     MultistepResNet,
     ResidualClassifier,
     RKResNet,
-    TimeDependentField,
-    continuous_depth_errors,
     make_classifier,
     make_layer_fields,
+    residual_network,
 )
 from odecourse.runge_kutta import TABLEAUS, get_tableau
 from odecourse.seeding import seed_everything
@@ -211,8 +215,10 @@ def test_validation_errors(field, x0):
         RKResNet(field, depth=4, T=math.inf)
     with pytest.raises(ValueError, match="`tableau` must be an explicit tableau; 'trapezoid'"):
         RKResNet(field, depth=4, tableau=get_tableau("trapezoid"))
-    with pytest.raises(ValueError, match="`name` must be one of"):
+    with pytest.raises(ValueError, match=r"`tableau` must be one of .*'rk4'.*; got 'nonsense'"):
         RKResNet(field, depth=4, tableau="nonsense")
+    with pytest.raises(TypeError, match="`tableau` must be a ButcherTableau or a name; got int"):
+        RKResNet(field, depth=4, tableau=4)
     with pytest.raises(TypeError, match="`field` must be callable"):
         RKResNet(3.0, depth=4)
     with pytest.raises(ValueError, match="sequence of `depth` = 4 callables; got a sequence of 3"):
@@ -229,6 +235,8 @@ def test_validation_errors(field, x0):
         MultistepResNet(field, depth=4, method=adams_bashforth(2), starter="backward_euler")
     with pytest.raises(ValueError, match="at least two different depths"):
         continuous_depth_errors(field, x0, 1.0, [4, 4])
+    with pytest.raises(ValueError, match=r"`scheme` must be one of .*; got 'nonsense'"):
+        continuous_depth_errors(field, x0, 1.0, [4, 8], "nonsense")
     with pytest.raises(ValueError, match="`dim` must be an integer >= 1"):
         TimeDependentField(0, 4)
     with pytest.raises(ValueError, match="`activation` must be one of"):
@@ -246,3 +254,40 @@ def test_validation_errors(field, x0):
 @pytest.mark.parametrize("name", EXPLICIT)
 def test_every_explicit_tableau_builds_a_network(field, x0, name):
     assert RKResNet(field, depth=3, tableau=name)(x0).shape == x0.shape
+
+
+@pytest.mark.parametrize(
+    ("scheme", "error", "match"),
+    [
+        (3, TypeError, "`scheme` must be a tableau name, a ButcherTableau or a Linear"),
+        ("nonsense", ValueError, "`scheme` must be one of"),
+        ("trapezoid", ValueError, "`scheme` must be an explicit tableau; 'trapezoid'"),
+        (adams_moulton(2), ValueError, "`scheme` must be explicit"),
+    ],
+)
+def test_make_classifier_names_the_scheme_in_its_errors(scheme, error, match):
+    with pytest.raises(error, match=match):
+        make_classifier(scheme, 2, 2, depth=2, width=4)
+
+
+def test_make_classifier_validates_T():
+    with pytest.raises(ValueError, match=r"`T` must be positive; got -1\.0"):
+        make_classifier("euler", 2, 2, depth=2, width=4, T=-1.0)
+
+
+def test_recorder_is_a_counted_func_that_odeint_adjoint_accepts(field, x0):
+    recorder = EvaluationRecorder(field)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    ys = odeint_adjoint(recorder, x0, t, rtol=1e-6, atol=1e-8)  # finds field's parameters
+    forward = recorder.nfe
+    ys[-1].sum().backward()
+    assert recorder.nfe > forward > 0 and len(recorder.times) == recorder.nfe
+    assert all(p.grad is not None for p in field.parameters())
+
+
+def test_residual_network_picks_the_family_of_its_scheme(field):
+    assert isinstance(residual_network(field, depth=4, T=1.0, scheme="midpoint"), RKResNet)
+    multistep = residual_network(field, depth=4, T=1.0, scheme=adams_bashforth(2))
+    assert isinstance(multistep, MultistepResNet)
+    with pytest.raises(ValueError, match="`scheme` must be explicit"):
+        residual_network(field, depth=4, T=1.0, scheme=adams_moulton(2))

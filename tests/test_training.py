@@ -139,3 +139,21 @@ def test_type_validation(circles):
         gradient_norms(torch.nn.Linear(2, 2), circles.X_test, circles.y_test)
     with pytest.raises(ValueError, match="`wrt`"):
         gradient_norms(fresh(), circles.X_test, circles.y_test, wrt="inputs")
+
+
+def test_data_and_device_validation(circles):
+    with pytest.raises(TypeError, match=r"`X` must be a torch\.Tensor with one row per sample"):
+        evaluate(fresh(), circles.X_test.numpy(), circles.y_test)
+    with pytest.raises(ValueError, match=r"`y` must hold one label per row of `X` \(100\)"):
+        evaluate(fresh(), circles.X_test, circles.y_test[:-1])
+    with pytest.raises(TypeError, match=r"`y` must be a torch\.Tensor"):
+        gradient_norms(fresh(), circles.X_test, list(circles.y_test))
+    with pytest.raises(ValueError, match=r"`device` must be a torch\.device or a device string"):
+        train(fresh(), circles, epochs=1, device="gpu0")
+
+
+def test_evaluate_accepts_a_model_without_parameters():
+    X = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
+    loss, accuracy = evaluate(torch.nn.Identity(), X, torch.tensor([0, 1]))
+    assert accuracy == 1.0
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(X, torch.tensor([0, 1]))))

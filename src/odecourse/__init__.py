@@ -8,7 +8,8 @@ One module per concept; the names a reader uses most are re-exported here.
   :mod:`~odecourse.convergence`
 - Chapter 4: :mod:`~odecourse.multistep`, :mod:`~odecourse.multistep_solver`
 - Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
-- Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.forward_stability`
+- Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.continuous_depth`,
+  :mod:`~odecourse.forward_stability`
 - Chapters 6-7: :mod:`~odecourse.odeint` (the PyTorch front end), :mod:`~odecourse.adjoint`,
   :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`
 - Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
@@ -18,6 +19,7 @@ module of the same name is still importable as ``from odecourse.odeint import Co
 """
 
 from .adjoint import odeint_adjoint
+from .continuous_depth import EvaluationRecorder, TimeDependentField, continuous_depth_errors
 from .convergence import convergence_study, observed_order, work_precision
 from .data import Dataset, concentric_circles, digits, two_spirals
 from .forward_stability import AntisymmetricBlock, increment_eigenvalues
@@ -32,14 +34,7 @@ from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
 from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory
 from .odeint import CountedFunc, SolveStats, odeint
 from .picard import picard_iterates
-from .residual import (
-    EvaluationRecorder,
-    MultistepResNet,
-    RKResNet,
-    TimeDependentField,
-    continuous_depth_errors,
-    make_classifier,
-)
+from .residual import MultistepResNet, RKResNet, make_classifier, residual_network
 from .runge_kutta import TABLEAUS, ButcherTableau, get_tableau, rk_step
 from .seeding import seed_everything
 from .solve import METHODS, OdeResult, OdeSolution, register_method, solve_ivp
@@ -94,6 +89,7 @@ __all__ = [
     "picard_iterates",
     "plot_stability_region",
     "register_method",
+    "residual_network",
     "rk_step",
     "saved_tensor_bytes",
     "seed_everything",

@@ -35,6 +35,7 @@ __all__ = [
     "check_tolerance",
     "check_y0",
     "resolve_method",
+    "rms",
 ]
 
 #: Adaptive (embedded-pair) methods, by torchdiffeq's names.
@@ -103,23 +104,25 @@ class TupleLayout:
 
     def mixed_norm(self, flat: Tensor) -> Tensor:
         """torchdiffeq's default for tuples: the largest RMS norm over the components."""
-        return max(_rms(part) for part in self.unflatten(flat) if part.numel() > 0)
+        return max(rms(part) for part in self.unflatten(flat) if part.numel() > 0)
 
     def tuple_norm(self, norm: Norm) -> Norm:
         """A user norm of the tuple of components, as a norm of the flat state."""
         return lambda flat: norm(self.unflatten(flat))
 
+    def flat_norm(self, norm: Norm | None) -> Norm:
+        """The norm of the flat state: the user's tuple ``norm``, or :meth:`mixed_norm`."""
+        return self.mixed_norm if norm is None else self.tuple_norm(norm)
 
-def _rms(x: Tensor) -> Tensor:
-    return x.pow(2).mean().sqrt()
+
+def rms(x: Tensor) -> Tensor:
+    """The root mean square of the entries of ``x`` (0 for an empty tensor)."""
+    return x.pow(2).mean().sqrt() if x.numel() else x.new_zeros(())
 
 
-def _check_tensor(name: str, value: Any) -> Tensor:
+def _check_tensor(name: str, value: Any, accepted: str = "a torch.Tensor") -> Tensor:
     if not isinstance(value, Tensor):
-        raise TypeError(
-            f"`{name}` must be a torch.Tensor (or, for y0, a tuple of tensors); "
-            f"got {type(value).__name__}."
-        )
+        raise TypeError(f"`{name}` must be {accepted}; got {type(value).__name__} {value!r:.60}.")
     if not value.is_floating_point():
         raise TypeError(
             f"`{name}` must have a floating dtype (float32 or float64); got {value.dtype}."
@@ -142,7 +145,7 @@ def check_y0(y0: Any) -> tuple[Tensor, TupleLayout | None]:
         layout = TupleLayout(tuple(p.shape for p in parts))
         flat = torch.cat([p.reshape(-1) for p in parts])
     else:
-        flat, layout = _check_tensor("y0", y0), None
+        flat, layout = _check_tensor("y0", y0, "a torch.Tensor or a tuple of tensors"), None
     if not bool(torch.isfinite(flat).all()):
         raise ValueError("`y0` must contain only finite values.")
     return flat, layout
@@ -174,12 +177,14 @@ def check_t(t: Any, y0: Tensor) -> list[float]:
 
 
 def check_tolerance(name: str, value: Any) -> float:
+    """Validate a tolerance (a non-negative real, or a one-element tensor without grad)."""
     if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
         value = value.item()
     return check_positive(name, value, allow_zero=True)
 
 
 def resolve_method(method: Any) -> ButcherTableau:
+    """Return the explicit tableau named by ``method`` (None means dopri5)."""
     if method is None:
         return get_tableau("dopri5")
     if isinstance(method, ButcherTableau):
@@ -187,7 +192,10 @@ def resolve_method(method: Any) -> ButcherTableau:
             raise ValueError(f"`method` must be an explicit tableau; {method.name!r} is implicit.")
         return method
     if not isinstance(method, str):
-        raise TypeError(f"`method` must be a method name; got {type(method).__name__}.")
+        raise TypeError(
+            "`method` must be a method name or an explicit ButcherTableau; "
+            f"got {type(method).__name__} {method!r:.60}."
+        )
     accepted = ", ".join(map(repr, ADAPTIVE_METHODS + FIXED_METHODS))
     if method in UNSUPPORTED_METHODS:
         raise ValueError(
@@ -228,6 +236,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 
 def check_options(options: Any, tableau: ButcherTableau) -> Settings:
+    """Validate ``options`` against the options that ``tableau``'s kind of method accepts."""
     if options is None:
         return Settings()
     if not isinstance(options, Mapping):

@@ -41,9 +41,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from odecourse._torch_args import check_options, check_t, check_tolerance, check_y0, resolve_method
+from odecourse._torch_args import (
+    TupleLayout,
+    check_options,
+    check_t,
+    check_tolerance,
+    check_y0,
+    resolve_method,
+    rms,
+)
 from odecourse._validation import check_callable
 from odecourse.odeint import CountedFunc, SolveStats, odeint
+from odecourse.runge_kutta import ButcherTableau
 
 __all__ = ["odeint_adjoint"]
 
@@ -54,6 +63,7 @@ class _AdjointProblem:
 
     func: Callable[[Tensor, Tensor], Tensor]
     times: list[float]
+    t_dtype: torch.dtype
     forward: dict[str, Any]
     backward: dict[str, Any]
     params: tuple[Tensor, ...]
@@ -68,11 +78,13 @@ class _AugmentedDynamics:
 
     def __call__(self, t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         y, a = state[0], state[1]
+        like = (y, *self.params)
         with torch.enable_grad():
             y = y.detach().requires_grad_(True)
             dy = self.func(t, y)
+            if not dy.requires_grad:  # f depends on neither y nor the parameters
+                return (dy, *(torch.zeros_like(x) for x in like))
             vjps = torch.autograd.grad(dy, (y, *self.params), -a, allow_unused=True)
-        like = (y, *self.params)
         vjps = tuple(
             torch.zeros_like(x) if g is None else g for g, x in zip(vjps, like, strict=True)
         )
@@ -81,11 +93,7 @@ class _AugmentedDynamics:
 
 def _seminorm(state: tuple[Tensor, ...]) -> Tensor:
     """Kidger, Chen and Lyons' seminorm: the error of the parameter adjoint is ignored."""
-    return torch.maximum(_rms(state[0]), _rms(state[1]))
-
-
-def _rms(x: Tensor) -> Tensor:
-    return x.pow(2).mean().sqrt() if x.numel() else x.new_zeros(())
+    return torch.maximum(rms(state[0]), rms(state[1]))
 
 
 def _backward_solve(problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor) -> tuple[Tensor, ...]:
@@ -95,20 +103,14 @@ def _backward_solve(problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor) -> tu
     a_theta = tuple(torch.zeros_like(p) for p in problem.params)
     times = problem.times
     for i in range(len(times) - 1, 0, -1):
-        pair = torch.tensor([times[i], times[i - 1]], dtype=ys.dtype, device=ys.device)
+        pair = torch.tensor([times[i], times[i - 1]], dtype=problem.t_dtype, device=ys.device)
         counts = SolveStats()
         states = odeint(dynamics, (ys[i], a, *a_theta), pair, stats=counts, **problem.backward)
         a = states[1][-1] + grad_ys[i - 1]
         a_theta = tuple(s[-1] for s in states[2:])
         if problem.stats is not None:
-            _add_backward(problem.stats, counts)
+            problem.stats.add_backward(counts)
     return (a, *a_theta)
-
-
-def _add_backward(stats: SolveStats, counts: SolveStats) -> None:
-    stats.nfe_backward += counts.nfe
-    stats.n_steps_backward += counts.n_steps
-    stats.n_rejected_backward += counts.n_rejected
 
 
 class _OdeintAdjoint(torch.autograd.Function):
@@ -116,7 +118,7 @@ class _OdeintAdjoint(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, problem: _AdjointProblem, y0: Tensor, *params: Tensor) -> Tensor:
-        t = torch.tensor(problem.times, dtype=y0.dtype, device=y0.device)
+        t = torch.tensor(problem.times, dtype=problem.t_dtype, device=y0.device)
         with torch.no_grad():
             ys = odeint(problem.func, y0, t, stats=problem.stats, **problem.forward)
         ctx.problem = problem
@@ -148,7 +150,9 @@ def _find_params(func: Callable, adjoint_params: Any) -> tuple[Tensor, ...]:
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"`adjoint_params[{i}]` must be a tensor; got {type(p).__name__}.")
-    return tuple(p for p in params if p.requires_grad)
+    # A tensor listed twice would receive its gradient twice.
+    unique = {id(p): p for p in params if p.requires_grad}
+    return tuple(unique.values())
 
 
 def _backward_settings(
@@ -187,11 +191,11 @@ def odeint_adjoint(
     *,
     rtol: float = 1e-7,
     atol: float = 1e-9,
-    method: str | None = None,
+    method: str | ButcherTableau | None = None,
     options: Mapping[str, Any] | None = None,
     adjoint_rtol: float | None = None,
     adjoint_atol: float | None = None,
-    adjoint_method: str | None = None,
+    adjoint_method: str | ButcherTableau | None = None,
     adjoint_options: Mapping[str, Any] | None = None,
     adjoint_params: Iterable[Tensor] | None = None,
     stats: SolveStats | None = None,
@@ -212,7 +216,8 @@ def odeint_adjoint(
         callable norm receives the tuple ``(y, a, *a_theta)`` of scaled errors.
     adjoint_params : iterable of Tensors, optional
         The tensors to differentiate with respect to besides ``y0``; default
-        ``func.parameters()``.  Those that do not require grad are skipped.
+        ``func.parameters()``.  Those that do not require grad are skipped,
+        and a tensor listed twice counts once.
     stats : SolveStats, optional
         Gets the forward counters when the forward solve runs and the
         ``*_backward`` counters (summed over output intervals) when the
@@ -259,7 +264,7 @@ def odeint_adjoint(
     if layout is not None:
         func = _FlatFunc(func, layout)
         forward["options"] = _flat_forward_options(options, layout, method)
-    problem = _AdjointProblem(func, times, forward, backward, params, stats)
+    problem = _AdjointProblem(func, times, t.dtype, forward, backward, params, stats)
     ys = _OdeintAdjoint.apply(problem, flat_y0, *params)
     return ys if layout is None else layout.unstack(ys)
 
@@ -267,18 +272,19 @@ def odeint_adjoint(
 class _FlatFunc:
     """``func`` of a tuple state, seen as a function of the packed flat state."""
 
-    def __init__(self, func: Callable, layout: Any) -> None:
+    def __init__(self, func: Callable, layout: TupleLayout) -> None:
         self.func, self.layout = func, layout
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         return self.layout.flatten(self.func(t, self.layout.unflatten(y)), "func")
 
 
-def _flat_forward_options(options: Any, layout: Any, method: Any) -> dict[str, Any] | None:
+def _flat_forward_options(
+    options: Any, layout: TupleLayout, method: Any
+) -> Mapping[str, Any] | None:
     """Keep torchdiffeq's tuple norm (the largest RMS over components) for the packed state."""
     if not resolve_method(method).adaptive:
         return options
     options = dict(options or {})
-    user = options.get("norm")
-    options["norm"] = layout.mixed_norm if user is None else layout.tuple_norm(user)
+    options["norm"] = layout.flat_norm(options.get("norm"))
     return options

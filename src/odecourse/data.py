@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import check_int, check_positive, check_real
+from ._validation import check_finite_array, check_int, check_positive, check_real
 
 __all__ = ["Dataset", "concentric_circles", "digits", "split_balanced", "two_spirals"]
 
@@ -66,6 +66,23 @@ def _check_samples(n_samples: int, n_classes: int) -> int:
     return n_samples
 
 
+def _check_xy(X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+    X = check_finite_array("X", X, ndim=2)
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != X.shape[0] or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"`y` must be an integer array of shape ({X.shape[0]},), one label per row of `X`; "
+            f"got {y.dtype} of shape {y.shape}."
+        )
+    labels, counts = np.unique(y, return_counts=True)
+    if counts.min(initial=2) < 2:
+        raise ValueError(
+            "every class needs at least two samples (one for each split); "
+            f"class {labels[counts.argmin()]} has {counts.min()}."
+        )
+    return X, y
+
+
 def split_balanced(
     X: np.ndarray, y: np.ndarray, *, test_fraction: float, rng: np.random.Generator, name: str = ""
 ) -> Dataset:
@@ -85,12 +102,20 @@ def split_balanced(
     Returns
     -------
     Dataset
+        Each class contributes ``round(test_fraction * n_class)`` samples,
+        clipped to ``[1, n_class - 1]``, to the test split and the rest to the
+        training split, so both splits see every class.
+
+    Taught in Chapter 5.
     """
+    X, y = _check_xy(X, y)
     test_fraction = _check_fraction(test_fraction)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"`rng` must be a numpy.random.Generator; got {type(rng).__name__}.")
     train, test = [], []
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
-        n_test = max(1, round(test_fraction * members.size))
+        n_test = min(max(1, round(test_fraction * members.size)), members.size - 1)
         test.append(members[:n_test])
         train.append(members[n_test:])
     train_idx = rng.permutation(np.concatenate(train))

@@ -92,7 +92,7 @@ class LayerBlock(nn.Module):
     @property
     def weight(self) -> Tensor:
         """The weight :math:`W = K - \\gamma I`."""
-        return self.K - self.gamma * torch.eye(self.width, dtype=self.K.dtype)
+        return self.K - self.gamma * torch.eye(self.width, dtype=self.K.dtype, device=self.K.device)
 
     def increment(self, x: Tensor) -> Tensor:
         """The layer's vector field :math:`f(x) = \\sigma(W x + b)` for ``x`` of shape (..., w)."""
@@ -122,7 +122,8 @@ class AntisymmetricBlock(LayerBlock):
     @property
     def weight(self) -> Tensor:
         """The weight :math:`W = K - K^T - \\gamma I`."""
-        return self.K - self.K.T - self.gamma * torch.eye(self.width, dtype=self.K.dtype)
+        eye = torch.eye(self.width, dtype=self.K.dtype, device=self.K.device)
+        return self.K - self.K.T - self.gamma * eye
 
 
 def increment_eigenvalues(f: Callable[[Tensor], Tensor], x: Tensor, h: float = 1.0) -> np.ndarray:
@@ -154,7 +155,7 @@ def increment_eigenvalues(f: Callable[[Tensor], Tensor], x: Tensor, h: float = 1
     eigenvalues = [
         torch.linalg.eigvals(h * torch.autograd.functional.jacobian(f, state)) for state in batch
     ]
-    return torch.stack(eigenvalues).numpy()
+    return torch.stack(eigenvalues).cpu().numpy()
 
 
 def propagate(
@@ -183,9 +184,15 @@ def propagate(
 
     Taught in Chapter 6.
     """
+    for l, block in enumerate(blocks):  # noqa: E741 - l is the layer index of the text
+        check_callable(f"blocks[{l}]", block)
     _check_batch("x0", x0)
-    if v is not None and (not isinstance(v, Tensor) or v.shape != x0.shape):
-        raise ValueError(f"`v` must be a tensor shaped like `x0` {tuple(x0.shape)}.")
+    if v is not None:
+        _check_batch("v", v)
+        if v.shape != x0.shape:
+            raise ValueError(
+                f"`v` must have the shape of `x0` {tuple(x0.shape)}; got {tuple(v.shape)}."
+            )
 
     def trajectory(x: Tensor) -> Tensor:
         states = [x]
@@ -195,7 +202,11 @@ def propagate(
 
     with torch.no_grad():
         if v is None:
-            return trajectory(x0).flatten(1).norm(dim=1).numpy(), None
+            return _norms(trajectory(x0)), None
     states, tangents = torch.autograd.functional.jvp(trajectory, x0.detach(), v)
-    norms = states.detach().flatten(1).norm(dim=1).numpy()
-    return norms, tangents.detach().flatten(1).norm(dim=1).numpy()
+    return _norms(states), _norms(tangents)
+
+
+def _norms(stacked: Tensor) -> np.ndarray:
+    """The Frobenius norm of each entry along the first dimension, as a NumPy array."""
+    return stacked.detach().flatten(1).norm(dim=1).cpu().numpy()

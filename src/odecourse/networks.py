@@ -45,6 +45,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+    "elu": nn.ELU,
 }
 
 
@@ -162,7 +164,7 @@ class MLP(nn.Module):
         super().__init__()
         self.in_features = check_int("in_features", in_features, minimum=1)
         self.out_features = check_int("out_features", out_features, minimum=1)
-        self.width = width
+        self.width = width = check_int("width", width, minimum=1)
         self.input = nn.Linear(self.in_features, width)
         self.blocks = nn.ModuleList(blocks)
         self.output = nn.Linear(width, self.out_features)

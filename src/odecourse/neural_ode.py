@@ -31,12 +31,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from odecourse._torch_args import check_options, check_tolerance, resolve_method
 from odecourse._validation import check_choice, check_int, check_positive
 from odecourse.adjoint import odeint_adjoint
+from odecourse.networks import ACTIVATIONS
 from odecourse.odeint import odeint
+from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [
-    "ACTIVATIONS",
     "GRADIENTS",
     "ODEBlock",
     "ODEClassifier",
@@ -45,8 +47,6 @@ __all__ = [
     "fit_trajectory",
 ]
 
-#: Activation functions of :class:`ODEFunc`, by name.
-ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "relu": nn.ReLU, "elu": nn.ELU}
 #: How :class:`ODEBlock` differentiates the solve.
 GRADIENTS = ("backprop", "adjoint")
 
@@ -63,7 +63,8 @@ class ODEFunc(nn.Module):
     depth : int
         Number of hidden layers (at least 1).
     activation : str
-        One of :data:`ACTIVATIONS` (``"tanh"``, ``"softplus"``, ``"relu"``, ``"elu"``).
+        A key of :data:`odecourse.networks.ACTIVATIONS` (``"tanh"``, ``"softplus"``,
+        ``"relu"``, ``"elu"``, ...).
     time_dependent : bool
         Feed :math:`t` to the first layer as an extra input.
 
@@ -118,7 +119,7 @@ class ODEBlock(nn.Module):
     T : float
         End time of the integration.
     method, rtol, atol, options
-        Solver settings, passed to :func:`~odecourse.odeint.odeint`.
+        Solver settings, passed to :func:`~odecourse.odeint.odeint` (validated here).
     gradient : str
         ``"backprop"`` (through the solver) or ``"adjoint"``
         (:func:`~odecourse.adjoint.odeint_adjoint`).
@@ -139,7 +140,7 @@ class ODEBlock(nn.Module):
         func: nn.Module,
         T: float = 1.0,
         *,
-        method: str = "dopri5",
+        method: str | ButcherTableau = "dopri5",
         rtol: float = 1e-3,
         atol: float = 1e-4,
         options: Mapping[str, Any] | None = None,
@@ -153,6 +154,9 @@ class ODEBlock(nn.Module):
         self.T = check_positive("T", T)
         self.gradient = check_choice("gradient", gradient, GRADIENTS)
         self.augment_dim = check_int("augment_dim", augment_dim, minimum=0)
+        check_options(options, resolve_method(method))
+        check_tolerance("rtol", rtol)
+        check_tolerance("atol", atol)
         self.solver = {"method": method, "rtol": rtol, "atol": atol, "options": options}
 
     def augment(self, x: Tensor) -> Tensor:
@@ -206,6 +210,7 @@ class ODEClassifier(nn.Module):
     ) -> None:
         super().__init__()
         check_int("n_outputs", n_outputs, minimum=1)
+        augment_dim = check_int("augment_dim", augment_dim, minimum=0)
         dim = check_int("data_dim", data_dim, minimum=1) + augment_dim
         func = ODEFunc(dim, hidden, depth, activation)
         self.block = ODEBlock(func, augment_dim=augment_dim, **block)
@@ -257,7 +262,9 @@ def fit_trajectory(
     func : ODEFunc, optional
         The field to train; default ``ODEFunc(d, hidden=32, depth=2)``.
     n_iters, lr, segment, batch_size, seed
-        Training settings; ``segment`` must be between 2 and N.
+        Training settings; ``segment`` must be between 2 and N.  ``seed`` seeds
+        the draw of the windows and, when ``func`` is None, torch's global
+        generator before the default field is initialised.
     method : str
         Solver of the training solves (fixed-step methods step between samples).
 
@@ -269,6 +276,9 @@ def fit_trajectory(
     Taught in Chapter 7.
     """
     _check_trajectory(t, y, segment)
+    check_int("batch_size", batch_size, minimum=1)
+    if func is not None and not isinstance(func, nn.Module):
+        raise TypeError(f"`func` must be an nn.Module (an ODEFunc) or None; got {func!r:.60}.")
     generator = torch.Generator().manual_seed(check_int("seed", seed))
     if func is None:
         torch.manual_seed(seed)
@@ -289,8 +299,10 @@ def fit_trajectory(
 
 
 def _check_trajectory(t: Tensor, y: Tensor, segment: int) -> None:
-    if not isinstance(t, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("`t` and `y` must be torch tensors.")
+    for name, value in (("t", t), ("y", y)):
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, Tensor) else type(value).__name__
+            raise TypeError(f"`{name}` must be a floating-point torch tensor; got {got}.")
     if t.ndim != 1 or y.ndim != 2 or y.shape[0] != t.shape[0]:
         raise ValueError(
             f"`t` must have shape (N,) and `y` shape (N, d); got {tuple(t.shape)} and "

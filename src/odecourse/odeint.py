@@ -89,13 +89,17 @@ class SolveStats:
     n_steps_backward: int = 0
     n_rejected_backward: int = 0
 
-    def add(self, result: IntegrationResult, *, backward: bool = False) -> None:
-        """Add the counters of one core integration to the forward or backward totals."""
-        suffix = "_backward" if backward else ""
-        for name, value in (("nfe", result.nfev), ("n_steps", result.n_steps)):
-            setattr(self, name + suffix, getattr(self, name + suffix) + value)
-        key = "n_rejected" + suffix
-        setattr(self, key, getattr(self, key) + result.n_rejected)
+    def add(self, result: IntegrationResult) -> None:
+        """Add the counters of one core integration to the forward totals."""
+        self.nfe += result.nfev
+        self.n_steps += result.n_steps
+        self.n_rejected += result.n_rejected
+
+    def add_backward(self, forward: SolveStats) -> None:
+        """Add the forward counters of ``forward`` (one adjoint solve) to the backward totals."""
+        self.nfe_backward += forward.nfe
+        self.n_steps_backward += forward.n_steps
+        self.n_rejected_backward += forward.n_rejected
 
 
 class CountedFunc(nn.Module):
@@ -150,12 +154,18 @@ class _TensorRHS:
         self.last_t = t
         time = torch.tensor(t, dtype=self.dtype, device=self.device)
         if self.layout is not None:
-            return self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
-        dy = self.func(time, y)
-        if not isinstance(dy, Tensor) or dy.shape != self.shape:
-            got = tuple(dy.shape) if isinstance(dy, Tensor) else type(dy).__name__
-            raise ValueError(
-                f"`func` must return a tensor of shape {tuple(self.shape)}; got {got}."
+            dy = self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
+        else:
+            dy = self.func(time, y)
+            if not isinstance(dy, Tensor) or dy.shape != self.shape:
+                got = tuple(dy.shape) if isinstance(dy, Tensor) else type(dy).__name__
+                raise ValueError(
+                    f"`func` must return a tensor of shape {tuple(self.shape)}; got {got}."
+                )
+        if dy.dtype != self.dtype:
+            raise TypeError(
+                f"`func` must return tensors of the dtype of `y0` ({self.dtype}); got {dy.dtype} "
+                "(convert the module with .to(y0.dtype), or y0 to the module's dtype)."
             )
         return dy
 
@@ -301,8 +311,7 @@ def odeint(
         raise ValueError("`rtol` and `atol` cannot both be zero.")
     settings = check_options(options, tableau)
     if layout is not None and tableau.adaptive:
-        norm = layout.mixed_norm if settings.norm is None else layout.tuple_norm(settings.norm)
-        settings = dataclasses.replace(settings, norm=norm)
+        settings = dataclasses.replace(settings, norm=layout.flat_norm(settings.norm))
     solution = _solve(func, flat_y0, times, tableau, tolerances, settings, layout, stats)
     return solution if layout is None else layout.unstack(solution)
 

@@ -12,11 +12,11 @@ architecture.  :class:`RKResNet` takes one step of an arbitrary explicit Butcher
 per layer (through the shared :func:`odecourse.runge_kutta.rk_step`), and
 :class:`MultistepResNet` one step of an explicit linear multistep method whose
 coefficients come from :mod:`odecourse.multistep` (the LM-ResNet idea of Lu et al.).
-Both accept either one continuous field :math:`f(t, x)` (:class:`TimeDependentField`,
-for the continuous-depth limit) or one field per layer with independent parameters
-(:func:`make_layer_fields`, for training).  :class:`LayerBlock` and
-:class:`AntisymmetricBlock` are the single-layer blocks of Haber and Ruthotto used to
-study the stability of forward propagation.
+Both accept either one continuous field :math:`f(t, x)` (such as
+:class:`~odecourse.continuous_depth.TimeDependentField`, for the continuous-depth limit
+studied in :mod:`odecourse.continuous_depth`) or one field per layer with independent
+parameters (:func:`make_layer_fields`, for training).  The single-layer blocks of Haber
+and Ruthotto live in :mod:`odecourse.forward_stability`.
 
 Taught in Chapter 6.
 
@@ -31,33 +31,24 @@ architectures and numerical differential equations, ICML 2018.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor, nn
 
 from ._validation import check_callable, check_choice, check_int, check_positive
-from .convergence import observed_order
 from .multistep import LinearMultistepMethod
 from .networks import ACTIVATIONS
-from .odeint import odeint
-from .runge_kutta import ButcherTableau, get_tableau, rk_step
+from .runge_kutta import ALIASES, TABLEAUS, ButcherTableau, get_tableau, rk_step
 
 __all__ = [
-    "DepthStudy",
-    "EvaluationRecorder",
     "LayerField",
     "MultistepResNet",
     "RKResNet",
     "ResidualClassifier",
-    "TimeDependentField",
-    "continuous_depth_errors",
     "make_classifier",
     "make_layer_fields",
+    "residual_network",
 ]
 
 Field = Callable[[Any, Tensor], Tensor]
@@ -72,68 +63,6 @@ def _check_state(x: Any, dim: int) -> Tensor:
 
 
 # --------------------------------------------------------------------------- vector fields
-
-
-class TimeDependentField(nn.Module):
-    r"""A smooth time-dependent vector field with weights that vary smoothly in time.
-
-    .. math:: f(t, x) = W_2(t) \tanh\big(W_1(t)\, x + b_1(t)\big) + b_2(t) .
-
-    Every weight is a fixed combination of three smooth functions of time,
-
-    .. math::
-
-        P(t) = P^{(0)} + P^{(1)}\, t + P^{(2)} \sin(\pi t),
-        \qquad P \in \{W_1, b_1, W_2, b_2\},
-
-    so :math:`\theta(t)` is smooth and the ODE :math:`\dot x = f(t, x)` has smooth
-    solutions.  Use it as ``func(t, x)`` for ``odeint`` and, with :math:`t = l h`, as the
-    map of layer :math:`l` of a residual network.  The number of parameters,
-    :math:`3 (2 w d + w + d)`, does not depend on the depth.
-
-    Parameters
-    ----------
-    dim : int
-        State dimension :math:`d`; states have shape ``(..., d)``.
-    width : int
-        Hidden width :math:`w`.
-    scale : float
-        The coefficients are drawn from :math:`N(0, \text{scale}^2 / \text{fan-in})`
-        (torch's global generator: seed it first).
-    dtype : torch.dtype, optional
-        Parameter dtype (float64 for convergence studies).
-
-    Taught in Chapter 6.
-    """
-
-    def __init__(
-        self, dim: int, width: int, *, scale: float = 1.0, dtype: torch.dtype | None = None
-    ) -> None:
-        super().__init__()
-        self.dim = check_int("dim", dim, minimum=1)
-        self.width = check_int("width", width, minimum=1)
-        scale = check_positive("scale", scale)
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-
-        def coefficients(*shape: int, fan_in: int) -> nn.Parameter:
-            return nn.Parameter(torch.randn(3, *shape, dtype=dtype) * (scale / math.sqrt(fan_in)))
-
-        self.W1 = coefficients(width, dim, fan_in=dim)
-        self.b1 = coefficients(width, fan_in=dim)
-        self.W2 = coefficients(dim, width, fan_in=width)
-        self.b2 = coefficients(dim, fan_in=width)
-
-    def parameters_at(self, t: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        r"""Return :math:`\theta(t) = (W_1(t), b_1(t), W_2(t), b_2(t))`."""
-        t = torch.as_tensor(t, dtype=self.W1.dtype, device=self.W1.device)
-        phi = torch.stack([torch.ones_like(t), t, torch.sin(math.pi * t)])
-        return tuple(torch.tensordot(phi, P, dims=1) for P in (self.W1, self.b1, self.W2, self.b2))
-
-    def forward(self, t: Any, x: Tensor) -> Tensor:
-        """Evaluate :math:`f(t, x)` for ``t`` a float or 0-d tensor and ``x`` of shape (..., d)."""
-        _check_state(x, self.dim)
-        W1, b1, W2, b2 = self.parameters_at(t)
-        return torch.tanh(x @ W1.T + b1) @ W2.T + b2
 
 
 class LayerField(nn.Module):
@@ -339,10 +268,11 @@ class MultistepResNet(_DepthNetwork):
 
 def _explicit_tableau(tableau: Any, name: str = "tableau") -> ButcherTableau:
     if isinstance(tableau, str):
-        tableau = get_tableau(tableau)
+        tableau = get_tableau(check_choice(name, tableau, (*TABLEAUS, *ALIASES)))
     if not isinstance(tableau, ButcherTableau):
         raise TypeError(
-            f"`{name}` must be a ButcherTableau or a name; got {type(tableau).__name__}."
+            f"`{name}` must be a ButcherTableau or a name; got {type(tableau).__name__} "
+            f"{tableau!r:.60}."
         )
     if not tableau.explicit:
         raise ValueError(f"`{name}` must be an explicit tableau; {tableau.name!r} is implicit.")
@@ -359,8 +289,31 @@ def _check_input(x: Any, width: int | None) -> None:
 Scheme = str | ButcherTableau | LinearMultistepMethod
 
 
-def _network(field: Field | Sequence[Field], depth: int, T: float, scheme: Scheme) -> nn.Module:
-    """An :class:`RKResNet` for a tableau (or its name), a :class:`MultistepResNet` for a method."""
+def _check_scheme(scheme: Any) -> ButcherTableau | LinearMultistepMethod:
+    """Return an explicit tableau (names resolved) or an explicit multistep method."""
+    if isinstance(scheme, LinearMultistepMethod):
+        if not scheme.explicit:
+            raise ValueError(f"`scheme` must be explicit (beta_k = 0); {scheme.name} is implicit.")
+        return scheme
+    if not isinstance(scheme, str | ButcherTableau):
+        raise TypeError(
+            "`scheme` must be a tableau name, a ButcherTableau or a LinearMultistepMethod; "
+            f"got {type(scheme).__name__} {scheme!r:.60}."
+        )
+    return _explicit_tableau(scheme, name="scheme")
+
+
+def residual_network(
+    field: Field | Sequence[Field], *, depth: int, T: float, scheme: Scheme = "euler"
+) -> nn.Module:
+    """The residual network of ``depth`` layers on ``[0, T]`` whose layers follow ``scheme``.
+
+    An :class:`RKResNet` for a Butcher tableau (or its name, e.g. ``"euler"``,
+    ``"midpoint"``), a :class:`MultistepResNet` for an explicit
+    :class:`~odecourse.multistep.LinearMultistepMethod`.  ``field`` is one field
+    ``f(t, x)`` or one per layer.  Taught in Chapter 6.
+    """
+    scheme = _check_scheme(scheme)
     if isinstance(scheme, LinearMultistepMethod):
         return MultistepResNet(field, depth=depth, T=T, method=scheme)
     return RKResNet(field, depth=depth, T=T, tableau=scheme)
@@ -443,126 +396,13 @@ def make_classifier(
 
     Taught in Chapter 6.
     """
+    scheme = _check_scheme(scheme)
     depth = check_int("depth", depth, minimum=1)
     width = check_int("width", width, minimum=1)
-    T = float(depth) if T is None else T
+    T = float(depth) if T is None else check_positive("T", T)
     fields = make_layer_fields(depth, width, activation)  # drawn first, as in ResidualMLP
     lift = nn.Linear(check_int("in_features", in_features, minimum=1), width)
     readout = nn.Linear(width, check_int("out_features", out_features, minimum=1))
-    return ResidualClassifier(lift, _network(fields, depth, T, scheme), readout)
-
-
-# --------------------------------------------------------------------------- the continuous limit
-
-
-@dataclass(frozen=True)
-class DepthStudy:
-    """Errors of residual networks of increasing depth against the ODE solution.
-
-    Attributes
-    ----------
-    depths : ndarray of int, shape (m,)
-        Numbers of layers :math:`L`.
-    h : ndarray, shape (m,)
-        Step sizes :math:`T / L`.
-    errors : ndarray, shape (m,)
-        :math:`\\max |x_L - x(T)|` over the batch and the components.
-    reference : torch.Tensor
-        The reference solution :math:`x(T)`.
-    """
-
-    depths: np.ndarray
-    h: np.ndarray
-    errors: np.ndarray
-    reference: Tensor
-
-    @property
-    def order(self) -> float:
-        """The observed order: the least-squares slope of log error against log h."""
-        return observed_order(self.h, self.errors)
-
-
-def continuous_depth_errors(
-    field: Field,
-    x0: Tensor,
-    T: float,
-    depths: Sequence[int],
-    scheme: Scheme = "euler",
-    *,
-    rtol: float = 1e-12,
-    atol: float = 1e-12,
-) -> DepthStudy:
-    r"""Measure how fast residual networks of depth :math:`L` converge to the ODE flow.
-
-    For each :math:`L` the network with :math:`h = T / L` and the given ``scheme`` maps
-    ``x0`` to :math:`x_L`; the reference :math:`x(T)` solves :math:`\dot x = f(t, x)`,
-    :math:`x(0) = x_0`, with ``odeint`` (dopri5, tolerances ``rtol``, ``atol``).
-
-    .. math:: E(h) = \max_i |x_{L,i} - x_i(T)| \approx C h^p .
-
-    Parameters
-    ----------
-    field : callable
-        The continuous field ``f(t, x)``, e.g. a float64 :class:`TimeDependentField`.
-    x0 : torch.Tensor, shape (n, d)
-        Initial states (use float64 so that rounding stays far below the errors).
-    T : float
-        Final time :math:`T > 0`.
-    depths : sequence of int
-        At least two depths :math:`L \ge 1`.
-    scheme : str, ButcherTableau or LinearMultistepMethod
-        The integrator of the layers.
-    rtol, atol : float
-        Tolerances of the reference solve.
-
-    Returns
-    -------
-    DepthStudy
-
-    Taught in Chapter 6.
-    """
-    check_callable("field", field)
-    _check_input(x0, None)
-    T = check_positive("T", T)
-    depths = [check_int("depths", L, minimum=1) for L in depths]
-    if len(set(depths)) < 2:
-        raise ValueError(f"`depths` must hold at least two different depths; got {depths}.")
-    with torch.no_grad():
-        t = torch.tensor([0.0, T], dtype=x0.dtype, device=x0.device)
-        reference = odeint(field, x0, t, rtol=rtol, atol=atol, method="dopri5")[-1]
-        errors = [
-            (_network(field, L, T, scheme)(x0) - reference).abs().max().item() for L in depths
-        ]
-    depths_array = np.array(depths)
-    return DepthStudy(depths_array, T / depths_array, np.array(errors), reference)
-
-
-class EvaluationRecorder(nn.Module):
-    """Wrap a vector field ``func(t, x)`` and record every evaluation point ``(t, x)``.
-
-    ``times`` holds the times as floats and ``states`` detached copies of the states, in
-    call order; ``nfe`` is their number.  A module ``func`` is registered as a submodule.
-    Works with ``odeint`` from odecourse or torchdiffeq.
-
-    Taught in Chapter 6.
-    """
-
-    def __init__(self, func: Field) -> None:
-        super().__init__()
-        self.func = check_callable("func", func)
-        self.times: list[float] = []
-        self.states: list[Tensor] = []
-
-    @property
-    def nfe(self) -> int:
-        """Number of recorded evaluations."""
-        return len(self.times)
-
-    def forward(self, t: Any, x: Tensor) -> Tensor:
-        self.times.append(float(t))
-        self.states.append(x.detach().clone())
-        return self.func(t, x)
-
-    def reset(self) -> None:
-        """Forget all recorded evaluations."""
-        self.times, self.states = [], []
+    return ResidualClassifier(
+        lift, residual_network(fields, depth=depth, T=T, scheme=scheme), readout
+    )

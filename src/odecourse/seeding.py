@@ -23,6 +23,8 @@ def seed_everything(seed: int) -> np.random.Generator:
     -------
     numpy.random.Generator
         A fresh generator seeded with ``seed``, for code that prefers an explicit generator.
+
+    Used from Chapter 5 on.
     """
     seed = check_int("seed", seed, minimum=0)
     random.seed(seed)

@@ -59,8 +59,22 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    """The device of the model's first parameter (``fallback`` if it has none)."""
+    parameter = next(model.parameters(), None)
+    return fallback if parameter is None else parameter.device
+
+
+def _check_data(X: object, y: object) -> None:
+    for name, value in (("X", X), ("y", y)):
+        if not isinstance(value, torch.Tensor) or value.ndim == 0:
+            raise TypeError(
+                f"`{name}` must be a torch.Tensor with one row per sample; got {value!r:.60}."
+            )
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"`y` must hold one label per row of `X` ({X.shape[0]}); got shape {tuple(y.shape)}."
+        )
 
 
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, **kwargs) -> tuple[float, float]:
@@ -82,7 +96,8 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, **kwargs) -> tu
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {type(model).__name__}.")
-    device = _model_device(model)
+    _check_data(X, y)
+    device = _model_device(model, X.device)
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -180,7 +195,7 @@ def train(
     n_train = data.X_train.shape[0]
     batch_size = n_train if batch_size is None else check_int("batch_size", batch_size, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    device = torch.device(default_device() if device is None else device)
+    device = _check_device(default_device() if device is None else device)
 
     seed_everything(seed)
     model.to(device)
@@ -200,6 +215,16 @@ def train(
         _record(history, model, data)
         bar.update(epoch, history)
     return history
+
+
+def _check_device(device: object) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"`device` must be a torch.device or a device string such as 'cpu' or 'cuda'; "
+            f"got {device!r:.60}."
+        ) from exc
 
 
 def _record(history: History, model: nn.Module, data: Dataset) -> None:
@@ -240,7 +265,8 @@ def gradient_norms(
     if not isinstance(model, MLP):
         raise TypeError(f"`model` must be an odecourse.networks.MLP; got {type(model).__name__}.")
     check_choice("wrt", wrt, ("parameters", "activations"))
-    device = _model_device(model)
+    _check_data(X, y)
+    device = _model_device(model, X.device)
     X, y = X.to(device), y.to(device)
     states = model.hidden_states(X)
     loss = F.cross_entropy(model.output(states[-1]), y)
