@@ -251,3 +251,70 @@ def test_torch_norm_hook_receives_a_detached_tensor():
     result = integrate_adaptive(_rhs, (0.0, 1.0), y0, DOPRI5, rtol=1e-6, atol=1e-9, norm=norm)
     assert seen and not any(seen)
     assert result.y[-1].requires_grad
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"error_order": 0}, ValueError, "`error_order` must be an integer >= 1"),
+        ({"error_order": 2.0}, TypeError, "`error_order` must be an integer"),
+        ({"error_order": 4, "safety": 0.0}, ValueError, "`safety` must be positive"),
+        ({"error_order": 4, "min_factor": -0.2}, ValueError, "`min_factor` must be positive"),
+        ({"error_order": 4, "max_factor": np.inf}, ValueError, "`max_factor` must be finite"),
+    ],
+)
+def test_controller_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        StepSizeController(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("t_span", "h", "error", "match"),
+    [
+        ((0.0, 1.0), 0.0, ValueError, "`h` must be positive; got 0.0"),
+        ((0.0, 1.0), -0.1, ValueError, "`h` must be positive; got -0.1"),
+        ((0.0, 1.0), None, TypeError, "`h` must be a real number"),
+        ((1.0, 1.0), 0.1, ValueError, "`t_span` must be a non-empty interval"),
+    ],
+)
+def test_fixed_grid_validation(t_span, h, error, match):
+    with pytest.raises(error, match=match):
+        fixed_grid(t_span, h)
+
+
+@pytest.mark.parametrize(("t_span", "h"), [((0.0, 1.0), 5.0), ((1.0, 0.0), 5.0), ((0.0, 0.1), 0.1)])
+def test_a_step_as_long_as_the_interval_or_longer_is_one_step(t_span, h):
+    assert fixed_grid(t_span, h) == list(t_span)
+    problem = get_problem("exponential_decay")
+    result = integrate_fixed(problem.f, t_span, problem.y0, h, get_tableau("rk4"))
+    assert result.n_steps == 1 and result.t == list(t_span)
+
+
+@pytest.mark.parametrize("t_span", [(0.0, 2.0), (2.0, 0.0)])
+@pytest.mark.parametrize("loop", ["adaptive", "fixed"])
+def test_t_eval_at_both_end_points_gives_the_initial_and_final_states(t_span, loop):
+    f, y0 = get_problem("harmonic_oscillator").f, np.array([0.3, -1.2])
+
+    def run(**kwargs):
+        if loop == "adaptive":
+            return integrate_adaptive(f, t_span, y0, DOPRI5, rtol=1e-6, **kwargs)
+        return integrate_fixed(f, t_span, y0, 0.1, get_tableau("rk4"), **kwargs)
+
+    every_step = run()
+    ends = run(t_eval=list(t_span))
+    assert every_step.success and ends.t == list(t_span) and ends.nfev == every_step.nfev
+    np.testing.assert_array_equal(ends.y[0], y0)
+    np.testing.assert_array_equal(ends.y[-1], every_step.y[-1])
+
+
+@pytest.mark.parametrize("loop", ["adaptive", "fixed"])
+def test_float32_states_stay_float32(loop):
+    y0 = np.array([0.3, -1.2, 0.7], dtype=np.float32)
+    t_eval = [0.0, 0.5, 1.0]
+    if loop == "adaptive":
+        result = integrate_adaptive(_rhs, (0.0, 1.0), y0, DOPRI5, rtol=1e-4, t_eval=t_eval)
+    else:
+        result = integrate_fixed(_rhs, (0.0, 1.0), y0, 0.1, get_tableau("rk4"), t_eval=t_eval)
+    assert all(y.dtype == np.float32 for y in result.y)
+    reference = integrate_fixed(_rhs, (0.0, 1.0), y0.astype(float), 0.01, get_tableau("rk4"))
+    np.testing.assert_allclose(result.y[-1], reference.y[-1], rtol=1e-3)

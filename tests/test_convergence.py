@@ -51,3 +51,35 @@ def test_work_precision_for_tolerances_and_step_sizes():
         work_precision(PROBLEM, "RK45")
     with pytest.raises(ValueError, match="no exact solution"):
         work_precision(get_problem("lotka_volterra"), "RK45", rtols=[1e-3])
+
+
+@pytest.mark.parametrize(
+    ("n_steps", "error", "match"),
+    [
+        ((16,), ValueError, "at least two distinct step counts"),
+        ((16, 16), ValueError, "at least two distinct step counts"),
+        (16, TypeError, "`n_steps` must be a sequence of integers"),
+        ((16, 32.0), TypeError, "`n_steps` must be an integer"),
+        ((0, 16), ValueError, "`n_steps` must be an integer >= 1"),
+    ],
+)
+def test_convergence_study_validation(n_steps, error, match):
+    with pytest.raises(error, match=match):
+        convergence_study(PROBLEM, "rk4", n_steps)
+
+
+def test_method_and_atol_ratio_are_validated():
+    with pytest.raises(TypeError, match="`method` must be a method name or a ButcherTableau"):
+        convergence_study(PROBLEM, 4, (16, 32))
+    with pytest.raises(ValueError, match="`name` must be one of"):
+        convergence_study(PROBLEM, "rk5", (16, 32))
+    with pytest.raises(ValueError, match=r"`atol_ratio` must be positive; got -0\.001"):
+        work_precision(PROBLEM, "RK45", rtols=[1e-3], atol_ratio=-1e-3)
+
+
+def test_adaptive_tableau_in_a_convergence_study_uses_its_propagated_weights():
+    """dopri5 run at fixed steps is order 5 and agrees step for step with its b weights."""
+    study = convergence_study(PROBLEM, "dopri5", (8, 16, 32))
+    assert study.order == pytest.approx(5, abs=0.3)
+    as_fixed = convergence_study(PROBLEM, TABLEAUS["dopri5"], (8, 16, 32))
+    np.testing.assert_array_equal(study.errors, as_fixed.errors)

@@ -84,3 +84,43 @@ def test_newton_failure_raises_with_time_and_advice():
     with pytest.raises(NewtonConvergenceError, match=r"t = 0.*try a smaller step size `h`"):
         implicit_rk_step(f, 0.0, np.array([3.0]), 1.0, get_tableau("backward_euler"), max_iter=2)
     assert issubclass(NewtonConvergenceError, RuntimeError)
+
+
+def test_finite_difference_jacobian_reads_integer_states_as_floats():
+    problem = get_problem("linear_system")
+    jacobian = finite_difference_jacobian(problem.f, 0.0, np.array([1, 2]))
+    np.testing.assert_allclose(jacobian, problem.jacobian(0.0, None), rtol=1e-7)
+
+
+def test_newton_settings_change_work_not_answer():
+    """A looser tolerance stops Newton earlier; both answers agree to that tolerance."""
+    problem = get_problem("van_der_pol", mu=10.0)
+    tableau = get_tableau("implicit_midpoint")
+    tight, loose = NewtonStats(), NewtonStats()
+    y_tight = implicit_rk_step(problem.f, 0.0, problem.y0, 0.2, tableau, tol=1e-12, stats=tight)
+    y_loose = implicit_rk_step(problem.f, 0.0, problem.y0, 0.2, tableau, tol=1e-3, stats=loose)
+    assert loose.n_iter < tight.n_iter
+    np.testing.assert_allclose(y_loose, y_tight, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"tol": 0.0}, ValueError, "`tol` must be positive; got 0.0"),
+        ({"tol": "1e-8"}, TypeError, "`tol` must be a real number"),
+        ({"max_iter": -1}, ValueError, "`max_iter` must be an integer >= 0; got -1"),
+        ({"max_iter": 2.5}, TypeError, "`max_iter` must be an integer"),
+    ],
+)
+def test_newton_settings_are_validated(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        implicit_stepper(get_tableau("backward_euler"), **kwargs)
+    with pytest.raises(error, match=match):
+        implicit_rk_step(_stiff, 0.0, np.ones(1), 0.1, get_tableau("backward_euler"), **kwargs)
+
+
+def test_stepper_rejects_a_non_tableau_or_non_callable_jacobian():
+    with pytest.raises(TypeError, match="`tableau` must be a ButcherTableau"):
+        implicit_stepper("backward_euler")
+    with pytest.raises(TypeError, match="`jac` must be callable"):
+        implicit_stepper(get_tableau("backward_euler"), np.eye(1))

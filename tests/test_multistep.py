@@ -198,3 +198,23 @@ def test_family_orders_must_be_positive(order):
     for maker in (adams_bashforth, adams_moulton, bdf):
         with pytest.raises(ValueError, match="`order`"):
             maker(order)
+
+
+def test_stability_helpers_validate_their_arguments():
+    method = get_multistep_method("AB2")
+    with pytest.raises(TypeError, match="`method` must be a LinearMultistepMethod; got str"):
+        boundary_locus("AB2")
+    with pytest.raises(TypeError, match="`method` must be a LinearMultistepMethod"):
+        absolute_stability_mask("AB2", 0.0)
+    with pytest.raises(ValueError, match="`n_points` must be an integer >= 8"):
+        boundary_locus(method, n_points=4)
+    with pytest.raises(ValueError, match="`tol` must be non-negative"):
+        absolute_stability_mask(method, 0.0, tol=-1.0)
+    with pytest.raises(ValueError, match="`z` must contain only finite values"):
+        absolute_stability_mask(method, [np.nan])
+
+
+def test_absolute_stability_mask_keeps_the_shape_of_z():
+    method = get_multistep_method("BDF2")
+    assert absolute_stability_mask(method, -1.0).shape == ()
+    assert absolute_stability_mask(method, np.zeros((3, 4))).shape == (3, 4)

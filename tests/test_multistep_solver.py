@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from odecourse.convergence import observed_order
 from odecourse.implicit import NewtonConvergenceError
 from odecourse.multistep import LinearMultistepMethod, get_multistep_method
-from odecourse.multistep_solver import multistep_solve
-
-
-def observed_order(h, errors):
-    return np.polyfit(np.log(h), np.log(errors), 1)[0]
+from odecourse.multistep_solver import MultistepStepper, multistep_solve
+from odecourse.runge_kutta import get_tableau
 
 
 def oscillator(t, y):
@@ -129,7 +127,7 @@ def test_bdf_is_stable_on_a_stiff_problem_where_ab_is_not():
 def test_newton_failure_is_reported():
     # Backward Euler for y' = y^2 from y = 1 asks for y - h y^2 = 1, which has no real
     # solution when h > 1/4: Newton cannot converge.
-    with pytest.raises(NewtonConvergenceError, match=r"t = 0\.9"):
+    with pytest.raises(NewtonConvergenceError, match=r"t = 0\.9"), np.errstate(over="ignore"):
         multistep_solve(
             lambda t, y: y**2, (0.0, 0.9), np.array([1.0]), 0.9, get_multistep_method("AM1")
         )
@@ -146,6 +144,14 @@ def test_newton_failure_is_reported():
         ({"starter": "backward_euler"}, ValueError, "`starter`"),
         ({"f": 3}, TypeError, "`f` must be callable"),
         ({"h": 0.5}, ValueError, "too few|fewer than"),
+        ({"starter": "rk5"}, ValueError, "`starter` names no Runge-Kutta method"),
+        ({"starter": 4}, TypeError, "`starter` must be a ButcherTableau or its name"),
+        ({"jac": np.eye(2)}, TypeError, "`jac` must be callable"),
+        ({"y0": [[1.0, 0.0]]}, ValueError, "`y0` must have 1 dimension"),
+        ({"y0": [np.inf, 0.0]}, ValueError, "`y0` must contain only finite values"),
+        ({"t_eval": [0.0, 2.0]}, ValueError, "`t_eval` must lie within `t_span`"),
+        ({"t_eval": [0.5, 0.2]}, ValueError, "`t_eval` must be strictly increasing"),
+        ({"max_steps": 0}, ValueError, "`max_steps` must be an integer >= 1"),
     ],
 )
 def test_validation_errors(kwargs, error, match):
@@ -180,3 +186,32 @@ def test_solve_ivp_rejects_a_multistep_method_without_h():
 
     with pytest.raises(ValueError, match="fixed step: pass the step size"):
         solve_ivp(oscillator, (0.0, 1.0), Y0, method="AB4")
+
+
+def test_stepper_validates_its_arguments():
+    method = get_multistep_method("BDF2")
+    with pytest.raises(TypeError, match="`method` must be a LinearMultistepMethod"):
+        MultistepStepper("BDF2")
+    with pytest.raises(ValueError, match="`corrector` must be one of"):
+        MultistepStepper(method, corrector="fixed-point")
+    with pytest.raises(ValueError, match="`starter` must name an explicit"):
+        MultistepStepper(method, starter=get_tableau("trapezoid"))
+    assert MultistepStepper(method, starter="rk4").starter is get_tableau("rk4")
+
+
+def test_a_jacobian_of_the_wrong_shape_is_reported():
+    """A (2,) vector must not be broadcast into the (2, 2) Newton matrix."""
+    with pytest.raises(ValueError, match=r"`jac\(t, y\)` must return an array of shape \(2, 2\)"):
+        multistep_solve(
+            oscillator, (0.0, 1.0), Y0, 0.1, get_multistep_method("BDF2"), jac=lambda t, y: y
+        )
+
+
+@pytest.mark.parametrize("t_span", [(0.0, 1.0), (1.0, 0.0)])
+def test_t_eval_at_the_end_points(t_span):
+    method = get_multistep_method("BDF3")
+    every_step = multistep_solve(oscillator, t_span, Y0, 0.05, method)
+    ends = multistep_solve(oscillator, t_span, Y0, 0.05, method, t_eval=list(t_span))
+    assert ends.t == list(t_span) and ends.nfev == every_step.nfev
+    np.testing.assert_array_equal(ends.y[0], Y0)
+    np.testing.assert_array_equal(ends.y[-1], every_step.y[-1])

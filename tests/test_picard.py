@@ -121,3 +121,12 @@ def test_error_bound_validation(k, kwargs, match):
 def test_errors_validates_the_reference(exp_iterates):
     with pytest.raises(ValueError, match=r"`reference` must have shape \(1, 2001\)"):
         exp_iterates.errors(np.zeros((2, 2001)))
+
+
+def test_errors_rejects_a_flattened_reference_for_a_system():
+    problem = get_problem("harmonic_oscillator")
+    result = picard_iterates(problem.f, (0.0, 1.0), problem.y0, 2, n_points=11)
+    reference = problem.exact(result.t)
+    assert result.errors(reference).shape == (3,)
+    with pytest.raises(ValueError, match=r"`reference` must have shape \(2, 11\); got \(1, 22\)"):
+        result.errors(reference.ravel())

@@ -1,5 +1,7 @@
 """Tests for odecourse.runge_kutta: tableau invariants, order conditions, the generic step."""
 
+import importlib
+import inspect
 import math
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 import torch
 
 from odecourse.convergence import observed_order
-from odecourse.dense_output import HermiteInterpolant
+from odecourse.dense_output import HermiteInterpolant, RKInterpolant, make_interpolant
 from odecourse.order_conditions import algebraic_order
 from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau, get_tableau, rk_step
 
@@ -190,3 +192,73 @@ def test_valid_custom_tableau_with_embedded_pair():
     tableau = ButcherTableau("heun_euler", **GOOD, b_hat=[1.0, 0.0], error_order=1)
     assert tableau.adaptive and tableau.explicit and not tableau.fsal
     assert "heun_euler" in repr(tableau)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"b": None}, TypeError, "`b` is required"),
+        ({"c": None}, TypeError, "`c` is required"),
+        ({"order": True}, ValueError, "`order` must be a positive integer; got True"),
+        ({"order": 2.0}, ValueError, "`order` must be a positive integer"),
+        ({"P": [[0.5], [0.5]], "dense_order": 0}, ValueError, "`dense_order` must be a positive"),
+    ],
+)
+def test_tableau_rejects_missing_or_mistyped_fields(change, error, message):
+    with pytest.raises(error, match=message):
+        ButcherTableau("bad", **{**GOOD, **change})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        (("rk4",), {}, TypeError, "`tableau` must be a ButcherTableau; got str"),
+        ((TABLEAUS["rk4"],), {"weights": "c"}, ValueError, "`weights` must be one of"),
+        ((TABLEAUS["rk4"],), {"weights": "b_hat"}, ValueError, "no embedded weights"),
+        ((TABLEAUS["rk4"],), {"max_order": 0}, ValueError, "`max_order` must be an integer >= 1"),
+        ((TABLEAUS["rk4"],), {"max_order": 2.5}, TypeError, "`max_order` must be an integer"),
+        ((TABLEAUS["rk4"],), {"tol": 0.0}, ValueError, "`tol` must be positive"),
+    ],
+)
+def test_algebraic_order_validation(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        algebraic_order(*args, **kwargs)
+
+
+def test_algebraic_order_is_capped_by_max_order():
+    assert algebraic_order(TABLEAUS["dopri5"], max_order=3) == 3
+    assert algebraic_order(TABLEAUS["euler"], max_order=1) == 1
+
+
+@pytest.mark.parametrize("name", [*EXPLICIT, "hermite"])
+@pytest.mark.parametrize("h", [0.3, -0.3])
+def test_interpolants_reproduce_both_ends_of_the_step(name, h):
+    """Dense output (tableau or Hermite) is continuous: exact at t_old and t_new, both ways."""
+    tableau = None if name == "hermite" else TABLEAUS[name]
+    t, y = 0.2, np.array([0.3, -1.2, 0.7])
+    step = rk_step(_rhs, t, y, h, tableau or TABLEAUS["rk4"])
+    f_old, f_new = _rhs(t, y), _rhs(t + h, step.y)
+    interpolant = make_interpolant(tableau, t, t + h, y, step.y, f_old, f_new, step.k)
+    expected = (
+        RKInterpolant if tableau is not None and tableau.P is not None else HermiteInterpolant
+    )
+    assert isinstance(interpolant, expected)
+    np.testing.assert_allclose(interpolant(t), y, rtol=1e-15)
+    np.testing.assert_allclose(interpolant(t + h), step.y, rtol=1e-14, atol=1e-15)
+
+
+MODULES = [
+    "runge_kutta", "dense_output", "order_conditions", "adaptive", "implicit", "solve",
+    "stability", "convergence", "step_history", "multistep", "multistep_solver", "ivp",
+    "picard", "_validation", "_arrays",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstrings_have_no_stray_escape_characters(module_name):
+    r"""A ``\t`` in a non-raw docstring (``:math:`\theta```) silently becomes a tab."""
+    module = importlib.import_module(f"odecourse.{module_name}")
+    objects = [module] + [getattr(module, name) for name in module.__all__]
+    for obj in objects:
+        for doc in (inspect.getdoc(obj) or "", getattr(obj, "__doc__", None) or ""):
+            assert not set(doc) & set("\t\b\f\a\r\v"), f"{module_name}: {obj!r:.40}"

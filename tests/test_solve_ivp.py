@@ -162,3 +162,58 @@ def test_validation_errors(kwargs, error, message):
     arguments = {"fun": _f, "t_span": (0.0, 2.0), "y0": [1.0], **kwargs}
     with pytest.raises(error, match=message):
         solve_ivp(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"newton_tol": -1.0}, ValueError, "`newton_tol` must be positive"),
+        ({"newton_max_iter": -1}, ValueError, "`newton_max_iter` must be an integer >= 0"),
+        ({"jac": np.eye(1)}, TypeError, "`jac` must be callable"),
+    ],
+)
+def test_implicit_method_options_are_validated(options, error, message):
+    with pytest.raises(error, match=message):
+        solve_ivp(_f, (0.0, 1.0), [1.0], method="backward_euler", h=0.1, **options)
+
+
+def test_t_eval_errors_quote_the_offending_values():
+    with pytest.raises(ValueError, match=r"`t_eval` must lie within .*got 3\.0 outside it"):
+        solve_ivp(_f, (0.0, 2.0), [1.0], t_eval=[0.0, 3.0])
+    with pytest.raises(ValueError, match=r"got 0\.5 followed by 0\.5"):
+        solve_ivp(_f, (0.0, 2.0), [1.0], t_eval=[0.2, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("method", ["RK45", "rk4", "backward_euler"])
+@pytest.mark.parametrize("t_span", [(0.0, 0.5), (0.5, 0.0)])
+def test_t_eval_at_the_end_points_and_a_single_step(method, t_span):
+    """t_eval = t_span returns y0 and the final state; h longer than the interval is one step.
+
+    (Backward Euler run backwards with h = 1 on y' = -y would sit on the pole z = 1 of
+    R(z) = 1/(1 - z), hence the half-unit interval.)
+    """
+    options = {"h": 2.0} if METHODS[method].fixed_step else {}
+    full = solve_ivp(_f, t_span, [1.0, 2.0], method=method, dense_output=True, **options)
+    ends = solve_ivp(_f, t_span, [1.0, 2.0], method=method, t_eval=list(t_span), **options)
+    np.testing.assert_array_equal(ends.t, t_span)
+    np.testing.assert_array_equal(ends.y[:, 0], [1.0, 2.0])
+    np.testing.assert_array_equal(ends.y[:, -1], full.y[:, -1])
+    np.testing.assert_allclose(full.sol(np.array(t_span)), ends.y, rtol=1e-15)
+    if METHODS[method].fixed_step:
+        assert full.n_steps == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        (("", _f), {"fixed_step": True}, TypeError, "`name` must be a non-empty string"),
+        ((3, _f), {"fixed_step": True}, TypeError, "`name` must be a non-empty string"),
+        (("x", 3), {"fixed_step": True}, TypeError, "`solver` must be callable"),
+        (("x", _f), {"fixed_step": True, "options": "jac"}, TypeError, "`options` must be"),
+        (("RK45", _f), {"fixed_step": False}, ValueError, "already registered"),
+    ],
+)
+def test_register_method_validation(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        register_method(*args, **kwargs)
+    assert "x" not in METHODS

@@ -99,3 +99,34 @@ def test_validation():
         stability_region(get_tableau("rk4"), re_lim=(1, -1))
     with pytest.raises(ValueError, match="`n` must be an integer >= 2"):
         stability_region(get_tableau("rk4"), n=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"re_lim": (1.0, -1.0)}, ValueError, r"`re_lim` must be increasing.*got \(1.0, -1.0\)"),
+        ({"im_lim": (0.0, 0.0)}, ValueError, "`im_lim` must be increasing"),
+        ({"re_lim": (-1.0,)}, ValueError, r"`re_lim` must be a pair \(low, high\)"),
+        ({"im_lim": (-1.0, np.inf)}, ValueError, r"`im_lim\[1\]` must be finite"),
+        ({"re_lim": ("a", 1.0)}, TypeError, r"`re_lim\[0\]` must be a real number"),
+        ({"n": 10.0}, TypeError, "`n` must be an integer"),
+    ],
+)
+def test_region_limits_are_validated(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        stability_region(get_tableau("rk4"), **kwargs)
+
+
+def test_stability_polynomial_rejects_a_non_tableau():
+    with pytest.raises(TypeError, match="`tableau` must be a ButcherTableau; got str"):
+        stability_polynomial("rk4")
+
+
+@pytest.mark.parametrize("name", TABLEAUS)
+def test_R_keeps_the_shape_of_z_and_is_real_on_the_real_axis(name):
+    R = stability_function(TABLEAUS[name])
+    assert R(0.5 + 0.5j).shape == ()
+    assert R(Z.reshape(5, 1)).shape == (5, 1)
+    x = np.linspace(-3.0, 0.5, 8)
+    np.testing.assert_allclose(R(x).imag, 0.0, atol=1e-14)
+    np.testing.assert_allclose(R(np.conj(Z)), np.conj(R(Z)), rtol=1e-13)  # real coefficients

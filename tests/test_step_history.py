@@ -75,3 +75,21 @@ def test_validation(kwargs, error, match):
     arguments = {"f": problem.f, "t_span": problem.t_span, "y0": problem.y0, **kwargs}
     with pytest.raises(error, match=match):
         adaptive_step_history(**arguments)
+
+
+def test_tableau_of_the_wrong_type_is_a_type_error():
+    problem = get_problem("exponential_decay")
+    with pytest.raises(TypeError, match="`tableau` must be a ButcherTableau or its name"):
+        adaptive_step_history(problem.f, problem.t_span, problem.y0, tableau=5)
+
+
+@pytest.mark.parametrize(
+    ("f", "match"),
+    [
+        (lambda t, y: np.full(1, np.nan), r"`f` returned a non-finite derivative at t = 0"),
+        (lambda t, y: np.ones(2), r"`f` must return an array of shape \(1,\)"),
+    ],
+)
+def test_a_bad_right_hand_side_is_reported_not_recorded(f, match):
+    with pytest.raises(ValueError, match=match):
+        adaptive_step_history(f, (0.0, 1.0), [1.0])

@@ -22,7 +22,9 @@ __all__ = [
     "check_int",
     "check_positive",
     "check_real",
+    "check_t_eval",
     "check_t_span",
+    "checked_rhs",
 ]
 
 
@@ -107,3 +109,50 @@ def check_t_span(name: str, value: Any, *, allow_reversed: bool = True) -> tuple
     if t1 < t0 and not allow_reversed:
         raise ValueError(f"`{name}` must be increasing (t0 < t1); got ({t0}, {t1}).")
     return t0, t1
+
+
+def check_t_eval(name: str, value: Any, t_span: tuple[float, float]) -> np.ndarray | None:
+    """Return output times as a float64 array inside ``t_span``, strictly monotone its way.
+
+    ``None`` passes through.  The direction is that of ``t_span[0]`` to ``t_span[1]``.
+    """
+    if value is None:
+        return None
+    t_eval = check_finite_array(name, value, ndim=1)
+    t0, t1 = t_span
+    low, high = min(t0, t1), max(t0, t1)
+    outside = t_eval[(t_eval < low) | (t_eval > high)]
+    if outside.size:
+        raise ValueError(
+            f"`{name}` must lie within `t_span` = ({t0}, {t1}); got {outside[0]} outside it."
+        )
+    steps = np.diff(t_eval) * np.sign(t1 - t0)
+    if np.any(steps <= 0):
+        direction = "increasing" if t1 > t0 else "decreasing"
+        k = int(np.flatnonzero(steps <= 0)[0])
+        raise ValueError(
+            f"`{name}` must be strictly {direction} (the direction of integration); "
+            f"got {t_eval[k]} followed by {t_eval[k + 1]}."
+        )
+    return t_eval
+
+
+def checked_rhs(name: str, fun: Callable, n: int) -> Callable[[float, np.ndarray], np.ndarray]:
+    """Wrap ``fun(t, y)`` to return a finite float64 array of shape (n,), or to say why not."""
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        dy = np.asarray(fun(t, y), dtype=float)
+        if dy.shape != (n,):
+            raise ValueError(
+                f"`{name}` must return an array of shape ({n},) like `y0`; "
+                f"got shape {dy.shape} at t = {t:.6g}."
+            )
+        if not np.all(np.isfinite(dy)):
+            raise ValueError(
+                f"`{name}` returned a non-finite derivative at t = {t:.6g}; the solution may "
+                "blow up there, or the step is too large for a stiff problem "
+                "(try a smaller `h`, tighter tolerances, or an implicit method)."
+            )
+        return dy
+
+    return rhs

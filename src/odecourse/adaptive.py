@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odecourse._arrays import detach, maximum, rms_norm
+from odecourse._validation import check_int, check_positive, check_t_span
 from odecourse.dense_output import make_interpolant
 from odecourse.runge_kutta import ButcherTableau, rk_step
 
@@ -72,11 +73,28 @@ def error_norm(
         \|e\| = \sqrt{\frac{1}{n} \sum_i \Big(\frac{e_i}{\mathrm{atol}_i
             + \mathrm{rtol}\,\max(|y_i|, |y^{\mathrm{new}}_i|)}\Big)^2}
 
-    A step is accepted when this is below one.  Returns a Python float.
-    ``norm``, if given, replaces the RMS norm: it receives the scaled error
-    :math:`e_i / (\mathrm{atol}_i + \mathrm{rtol} \max(|y_i|, |y^{\mathrm{new}}_i|))`
-    (detached from any autograd graph) and returns a scalar.  The adjoint
-    method's *seminorm* is such a norm (kidger2021).  Taught in Chapter 3.
+    A step is accepted when this is below one.
+
+    Parameters
+    ----------
+    error : array, shape like the state
+        The embedded error estimate :math:`e` of the step.
+    y, y_new : array, shape like the state
+        States at the start and at the end of the step.
+    rtol, atol : float or array broadcastable to the state
+        Relative and absolute tolerances.
+    norm : callable, optional
+        Replaces the RMS norm: it receives the scaled error
+        :math:`e_i / (\mathrm{atol}_i + \mathrm{rtol} \max(|y_i|, |y^{\mathrm{new}}_i|))`
+        (detached from any autograd graph) and returns a scalar.  The adjoint
+        method's *seminorm* is such a norm (kidger2021).
+
+    Returns
+    -------
+    float
+        The scaled error norm, as a Python float.
+
+    Trusts its caller (it runs once per attempted step).  Taught in Chapter 3.
     """
     error, y, y_new = detach(error), detach(y), detach(y_new)
     scale = atol + rtol * maximum(abs(y), abs(y_new))
@@ -98,9 +116,9 @@ class StepSizeController:
     Parameters
     ----------
     error_order : int
-        Order :math:`\hat p` of the embedded (lower-order) formula.
+        Order :math:`\hat p \ge 1` of the embedded (lower-order) formula.
     safety, min_factor, max_factor : float
-        Defaults ``SAFETY = 0.9``, ``MIN_FACTOR = 0.2``, ``MAX_FACTOR = 10``.
+        Positive; defaults ``SAFETY = 0.9``, ``MIN_FACTOR = 0.2``, ``MAX_FACTOR = 10``.
 
     Taught in Chapter 3.
     """
@@ -109,6 +127,11 @@ class StepSizeController:
     safety: float = SAFETY
     min_factor: float = MIN_FACTOR
     max_factor: float = MAX_FACTOR
+
+    def __post_init__(self) -> None:
+        check_int("error_order", self.error_order, minimum=1)
+        for name in ("safety", "min_factor", "max_factor"):
+            check_positive(name, getattr(self, name))
 
     @property
     def exponent(self) -> float:
@@ -154,8 +177,31 @@ def select_initial_step(
     .. math:: h = \min\Big(100 h_0,\; \big(0.01/\max(d_1, d_2)\big)^{1/(\hat p+1)},\;
               |t_1 - t_0|,\; h_{\max}\Big).
 
-    Costs one evaluation of ``f``.  Returns the absolute step size.  ``norm``
-    replaces the RMS norm as in :func:`error_norm`.  Taught in Chapter 3.
+    Costs one evaluation of ``f``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(t, y)``.
+    t0, t1 : float
+        Start and end of the interval (``t1 < t0`` integrates backwards).
+    y0, f0 : array, shape like the state
+        Initial state and ``f(t0, y0)``.
+    error_order : int
+        Order :math:`\hat p` of the embedded formula.
+    rtol, atol : float or array
+        Tolerances, as in :func:`error_norm`.
+    max_step : float
+        Largest allowed absolute step.
+    norm : callable, optional
+        Replaces the RMS norm, as in :func:`error_norm`.
+
+    Returns
+    -------
+    float
+        The absolute size of the first step.
+
+    Trusts its caller.  Taught in Chapter 3.
     """
     norm = rms_norm if norm is None else _as_float(norm)
     interval = abs(t1 - t0)
@@ -482,9 +528,24 @@ def fixed_grid(t_span: tuple[float, float], h: float) -> list[float]:
     The number of steps is :math:`N = \lceil |t_1 - t_0| / h \rceil`, except that a
     ratio within :math:`10^{-9}` (relative) of an integer counts as that integer,
     so ``h = T / N`` gives exactly ``N`` equal steps.  The last point is ``t1``
-    exactly.  Taught in Chapter 2.
+    exactly.
+
+    Parameters
+    ----------
+    t_span : (float, float)
+        Interval; ``t1 < t0`` gives a decreasing grid.
+    h : float
+        Positive step size; a step larger than the interval gives one step.
+
+    Returns
+    -------
+    list of float
+        The grid :math:`t_0, t_0 \pm h, \dots, t_1`, of length :math:`N + 1`.
+
+    Taught in Chapter 2.
     """
-    t0, t1 = float(t_span[0]), float(t_span[1])
+    t0, t1 = check_t_span("t_span", t_span)
+    h = check_positive("h", h)
     ratio = abs(t1 - t0) / h
     n = round(ratio) if abs(ratio - round(ratio)) <= 1e-9 * ratio else math.ceil(ratio)
     n = max(n, 1)
@@ -512,17 +573,39 @@ def integrate_fixed(
     explicit tableau or any :data:`FixedStep` callable (an implicit
     Runge-Kutta step, a multistep method with its own history, ...).  Outputs
     at ``t_eval`` come from each step's interpolant (the tableau's dense
-    output, or cubic Hermite).  Stops with ``status = -1`` after ``max_steps``.
+    output, or cubic Hermite).
 
-    ``grid``, if given, replaces :func:`fixed_grid`: the steps go from each of
-    its points to the next (``h`` is then ignored and may be None).  It must be
-    strictly monotone, start at ``t_span[0]`` and end at ``t_span[1]``; with
-    ``grid = t_eval`` the method steps exactly between the output times, as
-    torchdiffeq's fixed-grid solvers do without a ``step_size``.
+    Trusts its caller: front ends validate the arguments.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(t, y)`` with ``t`` a Python float; returns an array like ``y``.
+    t_span : (float, float)
+        Interval; ``t1 < t0`` integrates backwards.
+    y0 : array
+        Initial state (NumPy array or torch tensor, any shape).
+    h : float or None
+        Positive step size (ignored when ``grid`` is given).
+    step : ButcherTableau or FixedStep
+        An explicit tableau, or ``step(f, t, y, f_t, h) -> StepOutcome``.
+    t_eval : sequence of float, optional
+        Output times, sorted in the direction of integration, inside ``t_span``;
+        filled by dense output.  Default: every grid point.
+    max_steps : int
+        Stop with ``status = -1`` after this many steps.
+    dense_output : bool
+        Keep one interpolant per step in the result.
+    grid : sequence of float, optional
+        Replaces :func:`fixed_grid`: the steps go from each of its points to the
+        next.  It must be strictly monotone, start at ``t_span[0]`` and end at
+        ``t_span[1]``; with ``grid = t_eval`` the method steps exactly between the
+        output times, as torchdiffeq's fixed-grid solvers do without a ``step_size``.
 
     Returns
     -------
     IntegrationResult
+        One output per grid point (or per ``t_eval``), with ``nfev`` and ``n_steps``.
 
     Taught in Chapter 2.
     """

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from odecourse._validation import check_finite_array, check_int
+from odecourse._validation import check_finite_array, check_int, check_positive
 from odecourse.runge_kutta import ButcherTableau, get_tableau
 from odecourse.solve import METHODS, solve_ivp
 
@@ -65,7 +65,10 @@ def observed_order(h: Any, errors: Any) -> float:
             f"got shapes {h.shape} and {errors.shape}."
         )
     if np.any(h <= 0) or np.any(errors <= 0):
-        raise ValueError("`h` and `errors` must be positive (they are fitted on a log scale).")
+        raise ValueError(
+            "`h` and `errors` must be positive (they are fitted on a log scale); "
+            f"got h = {h} and errors = {errors}."
+        )
     if np.ptp(h) == 0:
         raise ValueError("`h` must contain at least two distinct values.")
     slope, _ = np.polyfit(np.log(h), np.log(errors), 1)
@@ -115,6 +118,10 @@ class WorkPrecision:
 
 def _fixed_step_method(method: str | ButcherTableau) -> str | ButcherTableau:
     """The method itself if it takes ``h``; an adaptive tableau without its embedded pair."""
+    if not isinstance(method, str | ButcherTableau):
+        raise TypeError(
+            f"`method` must be a method name or a ButcherTableau; got {type(method).__name__}."
+        )
     if isinstance(method, str) and method in METHODS and METHODS[method].fixed_step:
         return method
     tableau = method if isinstance(method, ButcherTableau) else get_tableau(method)
@@ -134,12 +141,36 @@ def _name(method: Any) -> str:
 def convergence_study(
     problem: Any, method: str | ButcherTableau, n_steps: Sequence[int] = (16, 32, 64, 128, 256)
 ) -> ConvergenceStudy:
-    r"""Run ``method`` with :math:`h = (t_1 - t_0)/N` for each ``N`` and record the errors.
+    r"""Run ``method`` with :math:`h = |t_1 - t_0|/N` for each ``N`` and record the errors.
 
-    Adaptive tableaus (``"dopri5"``) run as fixed-step methods with their
-    propagated weights ``b``.  Taught in Chapter 2.
+    .. math:: E(h) = \max_i |y_{N,i} - y_i(t_1)| \approx C h^p
+
+    Parameters
+    ----------
+    problem : IVP-like
+        Any object with ``f``, ``t_span``, ``y0`` and ``exact`` (not None).
+    method : str or ButcherTableau
+        A fixed-step method of :data:`odecourse.solve.METHODS` or a tableau name or
+        tableau.  Adaptive tableaus (``"dopri5"``) run as fixed-step methods with
+        their propagated weights ``b``.
+    n_steps : sequence of int, length >= 2
+        Numbers of steps :math:`N \ge 1`, with at least two distinct values.
+
+    Returns
+    -------
+    ConvergenceStudy
+        Step sizes, errors, counts and the fitted order.
+
+    Taught in Chapter 2.
     """
+    if np.ndim(n_steps) != 1:
+        raise TypeError(f"`n_steps` must be a sequence of integers; got {n_steps!r:.60}.")
     counts = np.array([check_int("n_steps", n, minimum=1) for n in n_steps])
+    if np.unique(counts).size < 2:
+        raise ValueError(
+            f"`n_steps` must hold at least two distinct step counts to fit an order; "
+            f"got {tuple(int(n) for n in counts)}."
+        )
     fixed = _fixed_step_method(method)
     t0, t1 = problem.t_span
     h = abs(t1 - t0) / counts
@@ -162,13 +193,31 @@ def work_precision(
     hs: Sequence[float] | None = None,
     atol_ratio: float = 1e-3,
 ) -> WorkPrecision:
-    """Error at the final time and ``nfev`` for each ``rtol`` (``atol = atol_ratio * rtol``)
-    or, for fixed-step methods, each step size ``h``.  Give exactly one of ``rtols``, ``hs``.
+    """Record the error at the final time and the cost for each tolerance or step size.
+
+    Parameters
+    ----------
+    problem : IVP-like
+        Any object with ``f``, ``t_span``, ``y0`` and ``exact`` (not None).
+    method : str or ButcherTableau
+        Passed to :func:`odecourse.solve.solve_ivp`.
+    rtols : sequence of float, optional
+        Relative tolerances of an adaptive method, with ``atol = atol_ratio * rtol``.
+    hs : sequence of float, optional
+        Step sizes of a fixed-step method.  Give exactly one of ``rtols`` and ``hs``.
+    atol_ratio : float
+        Positive ratio ``atol / rtol``.
+
+    Returns
+    -------
+    WorkPrecision
+        Errors (max norm at ``t1``), ``nfev`` and ``n_steps``, one row per value.
 
     Taught in Chapter 3.
     """
     if (rtols is None) == (hs is None):
         raise ValueError("give exactly one of `rtols` (adaptive) or `hs` (fixed-step).")
+    atol_ratio = check_positive("atol_ratio", atol_ratio)
     values = check_finite_array(
         "rtols" if hs is None else "hs", rtols if hs is None else hs, ndim=1
     )

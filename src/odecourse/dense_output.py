@@ -1,7 +1,7 @@
-"""Dense output: the solution between the ends of a step, from what the step computed.
+r"""Dense output: the solution between the ends of a step, from what the step computed.
 
 A Runge-Kutta step with dense-output coefficients :math:`P` gives a polynomial
-in :math:`\theta \\in [0, 1]` for free (:class:`RKInterpolant`); any other step
+in :math:`\theta \in [0, 1]` for free (:class:`RKInterpolant`); any other step
 uses cubic Hermite interpolation of the values and slopes at both ends
 (:class:`HermiteInterpolant`).  Like the step, the interpolants only add and
 scale states, so they work on NumPy arrays and torch tensors alike.
@@ -84,7 +84,28 @@ def make_interpolant(
     f_new: Any,
     k: tuple[Any, ...] = (),
 ) -> RKInterpolant | HermiteInterpolant:
-    """Return the tableau's dense output if it has one, else cubic Hermite interpolation."""
+    """Return the tableau's dense output if it has one, else cubic Hermite interpolation.
+
+    Parameters
+    ----------
+    tableau : ButcherTableau or None
+        The method that took the step; its ``P`` is used when it has one and ``k`` is given.
+    t_old, t_new : float
+        Start and end of the step (``t_new < t_old`` for a backward step).
+    y_old, y_new : array, shape like the state
+        States at ``t_old`` and ``t_new``.
+    f_old, f_new : array, shape like the state
+        ``f(t_old, y_old)`` and ``f(t_new, y_new)`` (used by the Hermite fallback).
+    k : tuple of arrays, optional
+        The stage derivatives of the step (used by the tableau's dense output).
+
+    Returns
+    -------
+    RKInterpolant or HermiteInterpolant
+        A callable ``interpolant(t)`` returning the state at ``t``.
+
+    Taught in Chapter 3.
+    """
     if tableau is not None and tableau.P is not None and k:
         return RKInterpolant(t_old, t_new, y_old, k, tableau.P)
     return HermiteInterpolant(t_old, t_new, y_old, y_new, f_old, f_new)

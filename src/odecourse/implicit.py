@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
+from odecourse._validation import check_callable, check_int, check_positive
 from odecourse.adaptive import StepOutcome
 from odecourse.dense_output import HermiteInterpolant
 from odecourse.runge_kutta import ButcherTableau
@@ -70,9 +71,27 @@ def finite_difference_jacobian(
               \qquad \delta_j = \sqrt{\varepsilon}\, \max(1, |y_j|).
 
     Costs ``n`` evaluations of ``f`` (plus one if ``f_y`` is not given).
+
+    Parameters
+    ----------
+    f : callable
+        ``f(t, y)`` returning an ndarray of shape (m,).
+    t : float
+        Time.
+    y : array_like, shape (n,)
+        State at which to differentiate (integer arrays are read as floats).
+    f_y : ndarray, shape (m,), optional
+        ``f(t, y)`` if already known.
+
+    Returns
+    -------
+    ndarray, shape (m, n)
+        The approximate Jacobian.
+
     Taught in Chapter 3.
     """
-    f_y = f(t, y) if f_y is None else f_y
+    y = np.asarray(y, dtype=float)
+    f_y = np.asarray(f(t, y) if f_y is None else f_y, dtype=float)
     jac = np.empty((f_y.size, y.size))
     for j in range(y.size):
         delta = np.sqrt(np.finfo(float).eps) * max(1.0, abs(y[j]))
@@ -160,6 +179,7 @@ def implicit_rk_step(
 
     Taught in Chapter 3.  References: hairer1996, Sec. IV.8.
     """
+    tol, max_iter = _check_newton_settings(tol, max_iter)
     stats = NewtonStats() if stats is None else stats
     f_t = f(t, y) if f_t is None else f_t
     nodes = [t + float(c) * h for c in tableau.c]
@@ -181,6 +201,11 @@ def implicit_rk_step(
         stats.n_iter += 1
         Z = Z + lu_solve(lu, -G.ravel()).reshape(Z.shape)
     raise _fail(t, h, f"did not converge in {max_iter} iterations")
+
+
+def _check_newton_settings(tol: float, max_iter: int) -> tuple[float, int]:
+    """Validate the Newton tolerance and iteration limit (``max_iter = 0``: predictor only)."""
+    return check_positive("tol", tol), check_int("max_iter", max_iter, minimum=0)
 
 
 def _stage_jacobians(f, jac, nodes, y, Z, F, tableau, stats) -> list:
@@ -216,9 +241,21 @@ def _new_state(tableau: ButcherTableau, y, h, Z, F) -> np.ndarray:
 class ImplicitStepper:
     """An implicit tableau as a fixed-step method for :func:`~odecourse.adaptive.integrate_fixed`.
 
-    Calling it takes one :func:`implicit_rk_step` and returns a
-    :class:`~odecourse.adaptive.StepOutcome` with cubic Hermite dense output;
-    ``stats`` accumulates ``njev``, ``nlu`` and Newton iterations.
+    Calling it as ``stepper(f, t, y, f_t, h)`` takes one :func:`implicit_rk_step`
+    and returns a :class:`~odecourse.adaptive.StepOutcome` with cubic Hermite
+    dense output; ``stats`` accumulates ``njev``, ``nlu`` and Newton iterations.
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        Any tableau (usually an implicit one).
+    jac : callable, optional
+        ``jac(t, y)`` returning the (n, n) Jacobian; forward differences otherwise.
+    tol : float
+        Positive Newton tolerance (see :func:`implicit_rk_step`).
+    max_iter : int
+        Newton iteration limit, ``>= 0``.
+
     Taught in Chapter 3.
     """
 
@@ -230,7 +267,12 @@ class ImplicitStepper:
         tol: float = 1e-10,
         max_iter: int = 10,
     ) -> None:
-        self.tableau, self.jac, self.tol, self.max_iter = tableau, jac, tol, max_iter
+        if not isinstance(tableau, ButcherTableau):
+            raise TypeError(f"`tableau` must be a ButcherTableau; got {type(tableau).__name__}.")
+        if jac is not None:
+            check_callable("jac", jac)
+        self.tol, self.max_iter = _check_newton_settings(tol, max_iter)
+        self.tableau, self.jac = tableau, jac
         self.stats = NewtonStats()
 
     def __call__(self, f, t: float, y: np.ndarray, f_t: np.ndarray, h: float) -> StepOutcome:

@@ -36,7 +36,7 @@ from numbers import Rational, Real
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, check_positive
 
 __all__ = [
     "ZERO_STABILITY_TOL",
@@ -369,6 +369,11 @@ def get_multistep_method(name: str) -> LinearMultistepMethod:
 
 
 # --- absolute stability ------------------------------------------------------------------
+def _check_method(method: object) -> None:
+    if not isinstance(method, LinearMultistepMethod):
+        raise TypeError(f"`method` must be a LinearMultistepMethod; got {type(method).__name__}.")
+
+
 def boundary_locus(method: LinearMultistepMethod, n_points: int = 721) -> np.ndarray:
     r"""The boundary locus :math:`z(\theta) = \rho(e^{i\theta}) / \sigma(e^{i\theta})`.
 
@@ -377,8 +382,21 @@ def boundary_locus(method: LinearMultistepMethod, n_points: int = 721) -> np.nda
     :math:`\rho(\zeta) - z \sigma(\zeta)` has a root of modulus one.  Points where
     :math:`\sigma(e^{i\theta}) = 0` are returned as ``nan``.
 
+    Parameters
+    ----------
+    method : LinearMultistepMethod
+        The method.
+    n_points : int
+        Number of angles, ``>= 8``.
+
+    Returns
+    -------
+    numpy.ndarray of complex, shape (n_points,)
+        The points :math:`z(\theta)`.
+
     Taught in Chapter 4.
     """
+    _check_method(method)
     n_points = check_int("n_points", n_points, minimum=8)
     zeta = np.exp(1j * np.linspace(0.0, 2.0 * np.pi, n_points))
     denominator = method.sigma(zeta)
@@ -404,13 +422,24 @@ def absolute_stability_mask(
     Parameters
     ----------
     method : LinearMultistepMethod
-    z : complex array of any shape
+        The method.
+    z : array_like of complex, any shape
+        Points :math:`z = h\lambda` (a scalar gives a 0-d result).
+    tol : float
+        Non-negative tolerance on the root moduli.
 
     Returns
     -------
     numpy.ndarray of bool, the shape of ``z``
+        True where :math:`z` is in the region of absolute stability.
+
+    Taught in Chapter 4.
     """
+    _check_method(method)
+    tol = check_positive("tol", tol, allow_zero=True)
     z = np.asarray(z, dtype=complex)
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"`z` must contain only finite values; got {z!r:.80}.")
     alpha = np.array([float(a) for a in method.alpha])
     beta = np.array([float(b) for b in method.beta])
     coefficients = alpha[None, :] - z.reshape(-1, 1) * beta[None, :]  # (m, k+1), low->high

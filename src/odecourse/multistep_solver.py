@@ -42,7 +42,16 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ._validation import check_callable, check_choice, check_int, check_positive, check_t_span
+from ._arrays import is_torch
+from ._validation import (
+    check_callable,
+    check_choice,
+    check_finite_array,
+    check_int,
+    check_positive,
+    check_t_eval,
+    check_t_span,
+)
 from .adaptive import IntegrationResult, StepOutcome, integrate_fixed
 from .dense_output import HermiteInterpolant
 from .implicit import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
@@ -68,24 +77,33 @@ def _weighted_sum(weights, values) -> Any:
 class MultistepStepper:
     r"""A linear multistep method as a fixed-step method with a history.
 
-    Each call advances one step of size ``h`` (the same ``h`` on every call: a uniform
-    grid).  The first ``history - 1`` calls take steps of the one-step ``starter``; after
-    that the multistep formula applies.  ``stats`` counts Jacobians and LU factorisations.
+    Each call ``stepper(f, t, y, f_t, h)`` advances one step of size ``h`` (the same ``h``
+    on every call: a uniform grid).  The first ``history - 1`` calls take steps of the
+    one-step ``starter``; after that the multistep formula applies.  ``stats`` counts
+    Jacobians and LU factorisations.  A stepper keeps the history of the integration it
+    serves: use a fresh one for each integration.
 
     Parameters
     ----------
     method : LinearMultistepMethod
+        The coefficients.
     corrector : {"newton", "pece"}
         How an implicit method is solved (ignored for explicit ones).
-    starter : ButcherTableau
-        An explicit one-step method for the starting values.
+    starter : str or ButcherTableau, optional
+        An explicit one-step method for the starting values (default ``"dopri5"``).
     jac : callable, optional
-        ``jac(t, y)``, the Jacobian of ``f``; finite differences otherwise.
+        ``jac(t, y)``, the (n, n) Jacobian of ``f``; finite differences otherwise.
     """
 
     def __init__(self, method, corrector="newton", starter=None, jac=None) -> None:
-        self.method, self.corrector, self.jac = method, corrector, jac
-        self.starter = starter if starter is not None else get_tableau("dopri5")
+        if not isinstance(method, LinearMultistepMethod):
+            raise TypeError(
+                f"`method` must be a LinearMultistepMethod; got {type(method).__name__}."
+            )
+        self.method = method
+        self.corrector = check_choice("corrector", corrector, CORRECTORS)
+        self.starter = _check_starter("dopri5" if starter is None else starter)
+        self.jac = None if jac is None else check_callable("jac", jac)
         implicit = not method.explicit
         self.predictor = adams_bashforth(max(method.computed_order(), 1)) if implicit else None
         self.history = max(method.steps, self.predictor.steps if implicit else 0)
@@ -128,7 +146,13 @@ class MultistepStepper:
         y = np.array(guess, dtype=float)
         jacobian = self.jac(t, y) if self.jac is not None else finite_difference_jacobian(f, t, y)
         self.stats.njev += 1
-        matrix = np.eye(y.size) - h_beta * np.atleast_2d(jacobian)
+        jacobian = np.asarray(jacobian, dtype=float)
+        if jacobian.size != y.size**2:
+            raise ValueError(
+                f"`jac(t, y)` must return an array of shape ({y.size}, {y.size}); "
+                f"got shape {jacobian.shape}."
+            )
+        matrix = np.eye(y.size) - h_beta * jacobian.reshape(y.size, y.size)
         if not np.all(np.isfinite(matrix)):
             raise NewtonConvergenceError(f"the Jacobian is not finite at t = {t:.6g}.")
         lu = scipy.linalg.lu_factor(matrix)
@@ -146,6 +170,22 @@ class MultistepStepper:
             f"Newton's method did not converge in {NEWTON_MAX_ITER} iterations at t = {t:.6g}; "
             "try a smaller step `h` or pass the exact Jacobian `jac`."
         )
+
+
+def _check_starter(starter: Any) -> ButcherTableau:
+    """Return the starter as an explicit tableau (a name is looked up)."""
+    if isinstance(starter, str):
+        try:
+            starter = get_tableau(starter)
+        except ValueError as exc:
+            raise ValueError(f"`starter` names no Runge-Kutta method: {exc}") from None
+    if not isinstance(starter, ButcherTableau):
+        raise TypeError(
+            f"`starter` must be a ButcherTableau or its name; got {type(starter).__name__}."
+        )
+    if not starter.explicit:
+        raise ValueError(f"`starter` must name an explicit Runge-Kutta method; got {starter!r}.")
+    return starter
 
 
 def _uniform_step(t_span: tuple[float, float], h: float) -> float:
@@ -200,20 +240,20 @@ def multistep_solve(
 
     Raises
     ------
+    TypeError, ValueError
+        For invalid arguments (each message names the argument), or too few steps in
+        ``t_span`` for the starting values.
     NewtonConvergenceError
         If Newton's method fails in an implicit step.
+
+    Taught in Chapter 4.
     """
     check_callable("f", f)
     t_span = check_t_span("t_span", t_span)
     h = check_positive("h", h)
-    if not isinstance(method, LinearMultistepMethod):
-        raise TypeError(f"`method` must be a LinearMultistepMethod; got {type(method).__name__}.")
-    corrector = check_choice("corrector", corrector, CORRECTORS)
-    starter = get_tableau(starter) if isinstance(starter, str) else starter
-    if not isinstance(starter, ButcherTableau) or not starter.explicit:
-        raise ValueError(f"`starter` must name an explicit Runge-Kutta method; got {starter!r}.")
-    if jac is not None:
-        check_callable("jac", jac)
+    if not is_torch(y0):
+        y0 = check_finite_array("y0", y0, ndim=1)
+    t_eval = check_t_eval("t_eval", t_eval, t_span)
     max_steps = check_int("max_steps", max_steps, minimum=1)
     stepper = MultistepStepper(method, corrector, starter, jac)
     h = _uniform_step(t_span, h)
@@ -224,8 +264,9 @@ def multistep_solve(
             f"which takes {stepper.history - 1} starting steps; use a smaller `h`."
         )
     result = integrate_fixed(
-        f, t_span, y0, h, stepper, t_eval=t_eval, dense_output=dense_output, max_steps=max_steps
-    )
+        f, t_span, y0, h, stepper, t_eval=t_eval, dense_output=bool(dense_output),
+        max_steps=max_steps,
+    )  # fmt: skip
     result.njev, result.nlu = stepper.stats.njev, stepper.stats.nlu
     return result
 

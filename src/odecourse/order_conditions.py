@@ -1,8 +1,8 @@
-"""Order conditions of Runge-Kutta methods, checked with Butcher's rooted trees.
+r"""Order conditions of Runge-Kutta methods, checked with Butcher's rooted trees.
 
 A Runge-Kutta method has order :math:`p` when, for every rooted tree
 :math:`\tau` with at most :math:`p` nodes, its weights reproduce the Taylor
-coefficient of the exact solution: :math:`\\sum_i b_i \\Phi_i(\tau) = 1/\\gamma(\tau)`.
+coefficient of the exact solution: :math:`\sum_i b_i \Phi_i(\tau) = 1/\gamma(\tau)`.
 :func:`algebraic_order` enumerates the trees and finds the largest such :math:`p`.
 
 Taught in Chapter 2.
@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-from odecourse._validation import check_choice
+from odecourse._validation import check_choice, check_int, check_positive
 from odecourse.runge_kutta import ButcherTableau
 
 __all__ = ["algebraic_order"]
@@ -65,10 +65,31 @@ def algebraic_order(
     .. math:: \sum_i b_i \Phi_i(\tau) = \frac{1}{\gamma(\tau)},
 
     with the elementary weights :math:`\Phi` and density :math:`\gamma` of
-    Butcher's theory (hairer1993, Sec. II.2).  ``weights="b_hat"`` checks the
-    embedded formula instead.  Taught in Chapter 2.
+    Butcher's theory (hairer1993, Sec. II.2).
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        Any tableau, explicit or implicit.
+    weights : {"b", "b_hat"}
+        Check the propagated weights ``b`` or the embedded weights ``b_hat``.
+    max_order : int
+        Largest order tested (the number of trees grows quickly: 37 up to 6 nodes).
+    tol : float
+        Absolute tolerance on each condition.
+
+    Returns
+    -------
+    int
+        The algebraic order, between 0 and ``max_order``.
+
+    Taught in Chapter 2.
     """
+    if not isinstance(tableau, ButcherTableau):
+        raise TypeError(f"`tableau` must be a ButcherTableau; got {type(tableau).__name__}.")
     check_choice("weights", weights, ("b", "b_hat"))
+    max_order = check_int("max_order", max_order, minimum=1)
+    tol = check_positive("tol", tol)
     b = tableau.b if weights == "b" else tableau.b_hat
     if b is None:
         raise ValueError(f"{tableau.name!r} has no embedded weights `b_hat`.")

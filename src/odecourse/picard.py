@@ -66,9 +66,14 @@ class PicardIterates:
         ----------
         reference : array_like, shape (n, m) or (m,) for a scalar problem
             Values of the solution on :attr:`t`, e.g. ``problem.exact(result.t)``.
+
+        Returns
+        -------
+        ndarray, shape (K + 1,)
+            :math:`\\max_{i, j} |\\phi_k(t_j)_i - y_i(t_j)|` for each ``k``.
         """
         reference = check_finite_array("reference", reference, ndim=(1, 2))
-        reference = reference.reshape(-1, self.t.size) if reference.ndim == 1 else reference
+        reference = reference[None, :] if reference.ndim == 1 else reference
         if reference.shape != self.iterates.shape[1:]:
             raise ValueError(
                 f"`reference` must have shape {self.iterates.shape[1:]}; got {reference.shape}."
@@ -96,14 +101,15 @@ def picard_iterates(
     f : callable
         Right-hand side ``f(t, y)`` with ``y`` of shape ``(n,)``, returning ``n`` values.
     t : array_like
-        Either an interval ``(t0, t1)`` with ``t0 < t1``, which is divided into ``n_points``
-        equal steps, or an increasing grid of at least three points.
+        Either an interval ``(t0, t1)`` with ``t0 < t1``, which is sampled at ``n_points``
+        equally spaced points (``n_points - 1`` equal steps), or a strictly increasing grid
+        of at least three points.
     y0 : float or array_like, shape (n,)
         Initial value.
     n_iterations : int
         The number ``K >= 0`` of iterations.
     n_points : int, optional
-        Grid size when ``t`` is an interval (default 2001).
+        Number of grid points when ``t`` is an interval, ``>= 3`` (default 2001).
 
     Returns
     -------

@@ -117,8 +117,11 @@ class ButcherTableau:
             raise ValueError(f"`A` must be a non-empty square matrix; got shape {A.shape}.")
         arrays = {"A": A}
         for key in ("b", "c", "b_hat"):
-            if getattr(self, key) is not None:
-                arrays[key] = _read_only(key, getattr(self, key), 1)
+            value = getattr(self, key)
+            if value is None and key != "b_hat":
+                raise TypeError(f"`{key}` is required: an array of shape ({s},); got None.")
+            if value is not None:
+                arrays[key] = _read_only(key, value, 1)
                 if arrays[key].shape != (s,):
                     raise ValueError(f"`{key}` must have shape ({s},); got {arrays[key].shape}.")
         if self.P is not None:
@@ -130,10 +133,13 @@ class ButcherTableau:
         self._check_consistency()
 
     def _check_consistency(self) -> None:
-        if not isinstance(self.order, int) or self.order < 1:
+        if not _is_int(self.order) or self.order < 1:
             raise ValueError(f"`order` must be a positive integer; got {self.order!r}.")
         if not np.allclose(self.A.sum(axis=1), self.c, rtol=0, atol=_TOL):
-            raise ValueError(f"{self.name}: the row sums of `A` must equal `c`; got {self.c}.")
+            raise ValueError(
+                f"{self.name}: the row sums of `A` must equal `c`; got row sums "
+                f"{self.A.sum(axis=1)} and c = {self.c}."
+            )
         if abs(self.b.sum() - 1) > _TOL:
             raise ValueError(f"{self.name}: the weights `b` must sum to one; got {self.b.sum()}.")
         if (self.b_hat is None) != (self.error_order is None):
@@ -144,15 +150,22 @@ class ButcherTableau:
                     f"{self.name}: the embedded weights `b_hat` must sum to one; "
                     f"got {self.b_hat.sum()}."
                 )
-            if not isinstance(self.error_order, int) or not 1 <= self.error_order < self.order:
+            if not _is_int(self.error_order) or not 1 <= self.error_order < self.order:
                 raise ValueError(
                     f"{self.name}: `error_order` must be an integer in [1, order); "
                     f"got {self.error_order!r}."
                 )
         if (self.P is None) != (self.dense_order is None):
             raise ValueError(f"{self.name}: give `P` and `dense_order` together.")
-        if self.P is not None and not np.allclose(self.P.sum(axis=1), self.b, atol=_TOL):
-            raise ValueError(f"{self.name}: the dense output at theta = 1 must equal `b`.")
+        if self.dense_order is not None and (not _is_int(self.dense_order) or self.dense_order < 1):
+            raise ValueError(
+                f"{self.name}: `dense_order` must be a positive integer; got {self.dense_order!r}."
+            )
+        if self.P is not None and not np.allclose(self.P.sum(axis=1), self.b, rtol=0, atol=_TOL):
+            raise ValueError(
+                f"{self.name}: the dense output at theta = 1 must equal `b`; got row sums of "
+                f"`P` {self.P.sum(axis=1)}."
+            )
 
     @property
     def stages(self) -> int:
@@ -194,6 +207,11 @@ class ButcherTableau:
         kind = "explicit" if self.explicit else "implicit"
         pair = f"{self.order}({self.error_order})" if self.adaptive else f"{self.order}"
         return f"ButcherTableau({self.name!r}, {kind}, stages={self.stages}, order={pair})"
+
+
+def _is_int(value: Any) -> bool:
+    """True for a Python int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _nonzero(weights: np.ndarray) -> tuple[tuple[int, float], ...]:
@@ -391,8 +409,20 @@ ALIASES: dict[str, str] = {"RK45": "dopri5", "RK23": "bosh3"}
 def get_tableau(name: str) -> ButcherTableau:
     """Return the registered tableau called ``name`` (ours, or SciPy's ``"RK45"``/``"RK23"``).
 
+    Parameters
+    ----------
+    name : str
+        A key of :data:`TABLEAUS` (``"rk4"``, ``"dopri5"``, ...) or of :data:`ALIASES`.
+
+    Returns
+    -------
+    ButcherTableau
+        The registered (immutable) tableau itself.
+
     Raises
     ------
+    TypeError
+        If ``name`` is not a string.
     ValueError
         If the name is unknown; the message lists the accepted names.
 
@@ -400,6 +430,5 @@ def get_tableau(name: str) -> ButcherTableau:
     """
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string; got {type(name).__name__} {name!r:.60}.")
-    key = ALIASES.get(name, name)
-    check_choice("name", key if key in TABLEAUS else name, (*TABLEAUS, *ALIASES))
-    return TABLEAUS[key]
+    check_choice("name", name, (*TABLEAUS, *ALIASES))
+    return TABLEAUS[ALIASES.get(name, name)]

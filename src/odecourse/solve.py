@@ -47,7 +47,9 @@ from odecourse._validation import (
     check_finite_array,
     check_int,
     check_positive,
+    check_t_eval,
     check_t_span,
+    checked_rhs,
 )
 from odecourse.adaptive import IntegrationResult, integrate_adaptive, integrate_fixed
 from odecourse.implicit import implicit_stepper
@@ -95,9 +97,39 @@ def register_method(
 ) -> MethodSpec:
     """Add a method to :data:`METHODS` so that ``solve_ivp(method=name)`` finds it.
 
-    Raises ``ValueError`` if ``name`` is taken and ``replace`` is False.
+    Parameters
+    ----------
+    name : str
+        The name ``solve_ivp(method=...)`` will accept.
+    solver : callable
+        ``solver(fun, t_span, y0, *, t_eval, dense_output, **settings) -> IntegrationResult``
+        (see the module docstring for the settings).
+    fixed_step : bool
+        True if the method takes the step size ``h`` instead of tolerances.
+    options : tuple of str
+        Extra keyword options the solver accepts (``"jac"``, ...).
+    replace : bool
+        Allow replacing a registered method of the same name.
+
+    Returns
+    -------
+    MethodSpec
+        The new registry entry.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a non-empty string, ``solver`` is not callable, or
+        ``options`` is not a tuple of strings.
+    ValueError
+        If ``name`` is taken and ``replace`` is False.
+
     Taught in Chapter 4 (where multistep methods join the registry).
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"`name` must be a non-empty string; got {name!r:.60}.")
+    if isinstance(options, str) or not all(isinstance(o, str) for o in options):
+        raise TypeError(f"`options` must be a tuple of option names; got {options!r:.60}.")
     if name in METHODS and not replace:
         raise ValueError(f"method {name!r} is already registered; pass replace=True.")
     spec = MethodSpec(name, check_callable("solver", solver), bool(fixed_step), tuple(options))
@@ -111,6 +143,8 @@ def _tableau_spec(tableau: ButcherTableau, name: str | None = None) -> MethodSpe
     if not tableau.explicit:
 
         def implicit(fun, t_span, y0, *, h, jac=None, newton_tol=1e-10, newton_max_iter=10, **kw):
+            newton_tol = check_positive("newton_tol", newton_tol)
+            newton_max_iter = check_int("newton_max_iter", newton_max_iter, minimum=0)
             stepper = implicit_stepper(tableau, jac, tol=newton_tol, max_iter=newton_max_iter)
             result = integrate_fixed(fun, t_span, y0, h, stepper, **kw)
             result.njev, result.nlu = stepper.stats.njev, stepper.stats.nlu
@@ -168,16 +202,15 @@ class OdeSolution:
             raise ValueError("OdeSolution needs at least one step.")
         self.interpolants = list(interpolants)
         self.ts = np.array([interpolants[0].t_old] + [p.t_new for p in interpolants])
-        ascending = self.ts[-1] > self.ts[0]
-        self._order = slice(None) if ascending else slice(None, None, -1)
-        self._breaks = self.ts[self._order]
+        order = slice(None) if self.ts[-1] > self.ts[0] else slice(None, None, -1)
+        # Breakpoints and segments sorted by increasing time, for either direction.
+        self._breaks = self.ts[order]
+        self._ascending = self.interpolants[order]
         self.t_min, self.t_max = float(self._breaks[0]), float(self._breaks[-1])
 
     def _segment(self, t: float) -> Any:
         index = int(np.searchsorted(self._breaks, t, side="left")) - 1
-        index = min(max(index, 0), len(self.interpolants) - 1)
-        ordered = self.interpolants[self._order]
-        return ordered[index]
+        return self._ascending[min(max(index, 0), len(self._ascending) - 1)]
 
     def __call__(self, t: Any) -> np.ndarray:
         t = np.asarray(t, dtype=float)
@@ -230,41 +263,6 @@ class OdeResult:
     def keys(self) -> list[str]:
         """Field names, as for SciPy's dict-like ``OdeResult``."""
         return [f.name for f in fields(self)]
-
-
-def _checked_rhs(fun: Callable, n: int) -> Callable[[float, np.ndarray], np.ndarray]:
-    """Wrap ``fun`` so that it returns a finite float64 array of shape (n,) or says why not."""
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        dy = np.asarray(fun(t, y), dtype=float)
-        if dy.shape != (n,):
-            raise ValueError(
-                f"`fun` must return an array of shape ({n},) like `y0`; "
-                f"got shape {dy.shape} at t = {t:.6g}."
-            )
-        if not np.all(np.isfinite(dy)):
-            raise ValueError(
-                f"`fun` returned a non-finite derivative at t = {t:.6g}; the solution may "
-                "blow up there, or the step is too large for a stiff problem "
-                "(try a smaller `h`, tighter tolerances, or an implicit method)."
-            )
-        return dy
-
-    return rhs
-
-
-def _check_t_eval(t_eval: Any, t_span: tuple[float, float]) -> np.ndarray | None:
-    if t_eval is None:
-        return None
-    t_eval = check_finite_array("t_eval", t_eval, ndim=1)
-    t0, t1 = t_span
-    if np.any(t_eval < min(t0, t1)) or np.any(t_eval > max(t0, t1)):
-        raise ValueError(f"`t_eval` must lie within `t_span` = ({t0}, {t1}).")
-    steps = np.diff(t_eval) * np.sign(t1 - t0)
-    if np.any(steps <= 0):
-        direction = "increasing" if t1 > t0 else "decreasing"
-        raise ValueError(f"`t_eval` must be strictly {direction} (the direction of integration).")
-    return t_eval
 
 
 def _check_atol(atol: Any, n: int) -> float | np.ndarray:
@@ -384,9 +382,9 @@ def solve_ivp(
         "max_step": check_positive("max_step", max_step, allow_inf=True),
     }
     settings = _settings(spec, tolerances, options)
-    t_eval = _check_t_eval(t_eval, t_span)
+    t_eval = check_t_eval("t_eval", t_eval, t_span)
     result = spec.solver(
-        _checked_rhs(fun, y0.size), t_span, y0,
+        checked_rhs("fun", fun, y0.size), t_span, y0,
         t_eval=t_eval, dense_output=bool(dense_output), **settings,
     )  # fmt: skip
     return _to_ode_result(result, y0.size)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from odecourse._validation import check_int
+from odecourse._validation import check_int, check_real
 from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [
@@ -44,11 +44,20 @@ def stability_function(tableau: ButcherTableau) -> Callable[[Any], np.ndarray]:
         R(z) = 1 + z\, b^T (I - zA)^{-1} \mathbf{1}
              = \frac{\det(I - zA + z\,\mathbf{1} b^T)}{\det(I - zA)} .
 
-    The returned callable accepts complex scalars or arrays of any shape.
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        Any tableau, explicit or implicit.
+
+    Returns
+    -------
+    callable
+        ``R(z)`` for complex (or real) ``z`` of any shape; returns a complex
+        ndarray of the same shape (``inf`` at the poles of an implicit method).
+
     Taught in Chapter 3.  References: hairer1996, Sec. IV.3.
     """
-    if not isinstance(tableau, ButcherTableau):
-        raise TypeError(f"`tableau` must be a ButcherTableau; got {type(tableau).__name__}.")
+    _check_tableau(tableau)
     A = tableau.A
     s = tableau.stages
     rank_one = np.outer(np.ones(s), tableau.b)
@@ -71,8 +80,20 @@ def stability_polynomial(tableau: ButcherTableau) -> np.ndarray:
 
     in increasing powers of :math:`z` (use ``np.polynomial.Polynomial``).  A method
     of order :math:`p` has :math:`\gamma_k = 1/k!` for :math:`k \le p`.
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        An explicit tableau with :math:`s` stages.
+
+    Returns
+    -------
+    ndarray, shape (s + 1,)
+        The coefficients :math:`\gamma_0, \dots, \gamma_s`.
+
     Taught in Chapter 3.
     """
+    _check_tableau(tableau)
     if not tableau.explicit:
         raise ValueError(
             f"{tableau.name!r} is implicit: its R(z) is rational, use stability_function."
@@ -104,6 +125,23 @@ class StabilityRegion:
     stable: np.ndarray
 
 
+def _check_tableau(tableau: Any) -> None:
+    if not isinstance(tableau, ButcherTableau):
+        raise TypeError(f"`tableau` must be a ButcherTableau; got {type(tableau).__name__}.")
+
+
+def _check_limits(name: str, value: Any) -> tuple[float, float]:
+    """Return ``(low, high)`` as floats if ``value`` is an increasing finite pair."""
+    try:
+        low, high = value
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{name}` must be a pair (low, high); got {value!r:.60}.") from exc
+    low, high = check_real(f"{name}[0]", low), check_real(f"{name}[1]", high)
+    if not low < high:
+        raise ValueError(f"`{name}` must be increasing (low < high); got ({low}, {high}).")
+    return low, high
+
+
 def _as_R(tableau_or_R: Any) -> Callable[[Any], np.ndarray]:
     if isinstance(tableau_or_R, ButcherTableau):
         return stability_function(tableau_or_R)
@@ -123,14 +161,27 @@ def stability_region(
 ) -> StabilityRegion:
     r"""Evaluate :math:`|R(z)|` on an ``n`` by ``n`` grid and mark :math:`\{|R(z)| \le 1\}`.
 
+    Parameters
+    ----------
+    tableau_or_R : ButcherTableau or callable
+        A tableau, or a vectorised ``R(z)`` (e.g. of another method family).
+    re_lim, im_lim : (float, float)
+        Increasing limits of the real and imaginary axes.
+    n : int
+        Grid points per axis, ``n >= 2``.
+
+    Returns
+    -------
+    StabilityRegion
+        The grid, :math:`|R|` on it (shape (n, n), rows along ``im``) and the
+        stable mask.
+
     Taught in Chapter 3.
     """
     R = _as_R(tableau_or_R)
     n = check_int("n", n, minimum=2)
-    if not (re_lim[0] < re_lim[1] and im_lim[0] < im_lim[1]):
-        raise ValueError(f"limits must be increasing pairs; got {re_lim} and {im_lim}.")
-    re = np.linspace(*re_lim, n)
-    im = np.linspace(*im_lim, n)
+    re = np.linspace(*_check_limits("re_lim", re_lim), n)
+    im = np.linspace(*_check_limits("im_lim", im_lim), n)
     abs_R = np.abs(R(re[None, :] + 1j * im[:, None]))
     return StabilityRegion(re, im, abs_R, abs_R <= 1.0)
 
@@ -151,10 +202,27 @@ def plot_stability_region(
     alpha: float = 0.3,
     label: str | None = None,
 ) -> Any:
-    """Fill the stability region :math:`\\{|R(z)| \\le 1\\}` and draw its boundary.
+    r"""Fill the stability region :math:`\{|R(z)| \le 1\}` and draw its boundary.
 
-    Returns the matplotlib axes (created if ``ax`` is None), with axes labelled
-    ``Re(z)`` and ``Im(z)``, equal aspect, and the coordinate axes drawn.
+    Parameters
+    ----------
+    tableau_or_R : ButcherTableau or callable
+        As in :func:`stability_region`.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure is made if None.
+    re_lim, im_lim, n
+        The grid, as in :func:`stability_region`.
+    color, alpha : str, float
+        Fill colour and opacity (the boundary is drawn opaque).
+    label : str, optional
+        Legend entry; defaults to the tableau's name (none for a bare ``R``).
+
+    Returns
+    -------
+    matplotlib Axes
+        With axes labelled ``Re(z)`` and ``Im(z)``, equal aspect, and the
+        coordinate axes drawn.
+
     Taught in Chapter 3.
     """
     import matplotlib.pyplot as plt

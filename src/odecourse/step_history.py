@@ -29,6 +29,7 @@ from odecourse._validation import (
     check_int,
     check_positive,
     check_t_span,
+    checked_rhs,
 )
 from odecourse.adaptive import integrate_adaptive
 from odecourse.runge_kutta import ButcherTableau, get_tableau
@@ -51,7 +52,8 @@ class StepHistory:
     accepted : ndarray of bool, shape (m,)
         Whether the attempt was accepted.
     y : ndarray, shape (n, m)
-        The state the attempt proposed at ``t + h`` (kept only if accepted).
+        The state each attempt proposed at ``t + h`` (discarded by the solver if
+        rejected; :attr:`y_accepted` keeps the accepted ones).
     y0 : ndarray, shape (n,)
         Initial state.
     success : bool
@@ -138,7 +140,11 @@ def adaptive_step_history(
     t_span = check_t_span("t_span", t_span)
     y0 = check_finite_array("y0", y0, ndim=1)
     tableau = get_tableau(tableau) if isinstance(tableau, str) else tableau
-    if not isinstance(tableau, ButcherTableau) or not (tableau.explicit and tableau.adaptive):
+    if not isinstance(tableau, ButcherTableau):
+        raise TypeError(
+            f"`tableau` must be a ButcherTableau or its name; got {type(tableau).__name__}."
+        )
+    if not (tableau.explicit and tableau.adaptive):
         raise ValueError(f"`tableau` must be an explicit embedded pair; got {tableau!r}.")
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
     max_step = check_positive("max_step", max_step, allow_inf=True)
@@ -147,8 +153,8 @@ def adaptive_step_history(
         first_step = check_positive("first_step", first_step)
     attempts: list[tuple] = []
     result = integrate_adaptive(
-        f, t_span, y0, tableau, rtol=rtol, atol=atol, first_step=first_step,
-        max_step=max_step, max_steps=max_steps,
+        checked_rhs("f", f, y0.size), t_span, y0, tableau, rtol=rtol, atol=atol,
+        first_step=first_step, max_step=max_step, max_steps=max_steps,
         observer=lambda t, h, err, accepted, y_new: attempts.append((t, h, err, accepted, y_new)),
     )  # fmt: skip
     t_, h_, e_, a_, y_ = zip(*attempts, strict=True) if attempts else ((),) * 5
