@@ -1,4 +1,4 @@
-"""Tests for odecourse.adaptive: error norm, controller, first step, the two loops."""
+"""Tests for odecourse.adaptive and odecourse.fixed_step: controller, norms, both loops."""
 
 import math
 
@@ -13,12 +13,11 @@ from odecourse.adaptive import (
     SAFETY,
     StepSizeController,
     error_norm,
-    fixed_grid,
     integrate_adaptive,
-    integrate_fixed,
     select_initial_step,
 )
 from odecourse.convergence import observed_order
+from odecourse.fixed_step import fixed_grid, integrate_fixed
 from odecourse.ivp import get_problem
 from odecourse.runge_kutta import TABLEAUS, get_tableau
 

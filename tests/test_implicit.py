@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from odecourse.adaptive import integrate_fixed
+from odecourse.fixed_step import integrate_fixed
 from odecourse.implicit import (
     NewtonConvergenceError,
     NewtonStats,

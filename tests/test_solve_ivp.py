@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 
-from odecourse.adaptive import integrate_fixed
+from odecourse.fixed_step import integrate_fixed
 from odecourse.ivp import get_problem
 from odecourse.runge_kutta import TABLEAUS, get_tableau
 from odecourse.solve import METHODS, OdeResult, OdeSolution, register_method, solve_ivp

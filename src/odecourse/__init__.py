@@ -4,8 +4,8 @@ One module per concept; the names a reader uses most are re-exported here.
 
 - Chapter 1: :mod:`~odecourse.ivp`, :mod:`~odecourse.picard`, :mod:`~odecourse.plotting`
 - Chapters 2-3: :mod:`~odecourse.runge_kutta`, :mod:`~odecourse.implicit`,
-  :mod:`~odecourse.adaptive`, :mod:`~odecourse.solve`, :mod:`~odecourse.stability`,
-  :mod:`~odecourse.convergence`
+  :mod:`~odecourse.adaptive`, :mod:`~odecourse.fixed_step`, :mod:`~odecourse.solve`,
+  :mod:`~odecourse.stability`, :mod:`~odecourse.convergence`, :mod:`~odecourse.step_history`
 - Chapter 4: :mod:`~odecourse.multistep`, :mod:`~odecourse.multistep_solver`
 - Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
 - Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.continuous_depth`,

@@ -3,17 +3,17 @@
 This module holds the pieces of an adaptive Runge-Kutta integrator, each
 small and separately testable: the scaled RMS error norm (:func:`error_norm`),
 the step-size controller (:class:`StepSizeController`), the automatic first
-step (:func:`select_initial_step`), and the loops that drive a method across
-an interval: :func:`integrate_adaptive` (embedded pairs) and
-:func:`integrate_fixed` (constant step :math:`h`).  Both loops return an
-:class:`IntegrationResult` and place requested output times by dense output,
-so output times never force extra steps.
+step (:func:`select_initial_step`), and the loop that drives an embedded pair
+across an interval, :func:`integrate_adaptive`.  Its sibling for a constant
+step :math:`h` is :func:`odecourse.fixed_step.integrate_fixed`.  Both loops
+return an :class:`IntegrationResult` and place requested output times by dense
+output, so output times never force extra steps.
 
 The loops are array-generic: time and step sizes are Python floats, the
 state is whatever array ``y0`` is (a NumPy array or a torch tensor), and it
 is touched only by ``+``, ``*`` and :mod:`odecourse._arrays`.  SciPy's
 ``solve_ivp`` front end (:mod:`odecourse.solve`) and the torch ``odeint``
-front end call the same two functions.
+front end call the same loops.
 
 Taught in Chapter 3.
 
@@ -27,14 +27,14 @@ Comput. 18 (1997) 1-22.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from odecourse._arrays import detach, maximum, rms_norm
-from odecourse._validation import check_int, check_positive, check_t_span
+from odecourse._loop import SUCCESS_MESSAGE, Counted, IntegrationResult, Recorder, too_many_steps
+from odecourse._validation import check_int, check_positive
 from odecourse.dense_output import make_interpolant
 from odecourse.runge_kutta import ButcherTableau, rk_step
 
@@ -43,20 +43,15 @@ __all__ = [
     "MIN_FACTOR",
     "SAFETY",
     "IntegrationResult",
-    "StepOutcome",
     "StepSizeController",
     "error_norm",
-    "fixed_grid",
     "integrate_adaptive",
-    "integrate_fixed",
-    "rk_stepper",
     "select_initial_step",
 ]
 
 SAFETY = 0.9  #: safety factor on the asymptotically optimal step (SciPy's value)
 MIN_FACTOR = 0.2  #: smallest allowed ratio h_new / h
 MAX_FACTOR = 10.0  #: largest allowed ratio h_new / h
-SUCCESS_MESSAGE = "The solver successfully reached the end of the integration interval."
 
 #: A norm for the step-size controller: maps a scaled error array to a float (or 0-d tensor).
 Norm = Callable[[Any], Any]
@@ -225,93 +220,6 @@ def _as_float(norm: Norm) -> Callable[[Any], float]:
     return lambda x: float(norm(x))
 
 
-@dataclass
-class IntegrationResult:
-    """What a loop returns: outputs, optional dense output, counters and status.
-
-    Attributes
-    ----------
-    t : list of float
-        Output times: every step end, or the requested ``t_eval``.
-    y : list of arrays
-        States at ``t`` (same array type as ``y0``).
-    interpolants : list of callables or None
-        One dense-output callable per accepted step, in order, when requested.
-    nfev, n_steps, n_rejected, njev, nlu : int
-        Counters (``njev``/``nlu`` are filled in by implicit methods).
-    status : int
-        0 if the end of the interval was reached, -1 if the integration failed.
-    message : str
-        Human-readable reason for the status.
-    """
-
-    t: list[float]
-    y: list[Any]
-    interpolants: list[Callable[[float], Any]] | None
-    nfev: int = 0
-    n_steps: int = 0
-    n_rejected: int = 0
-    njev: int = 0
-    nlu: int = 0
-    status: int = 0
-    message: str = SUCCESS_MESSAGE
-
-    @property
-    def success(self) -> bool:
-        """True if the integration reached the end of the interval."""
-        return self.status >= 0
-
-
-class _Counted:
-    """Wrap ``f`` and count its evaluations."""
-
-    def __init__(self, f: Callable[[float, Any], Any]) -> None:
-        self.f, self.n = f, 0
-
-    def __call__(self, t: float, y: Any) -> Any:
-        self.n += 1
-        return self.f(t, y)
-
-
-@dataclass
-class _Recorder:
-    """Collect outputs at step ends, or at requested times by dense output."""
-
-    t0: float
-    y0: Any
-    t_eval: Sequence[float] | None
-    direction: float
-    dense: bool
-    t: list[float] = field(default_factory=list)
-    y: list[Any] = field(default_factory=list)
-    interpolants: list[Any] = field(default_factory=list)
-    _next: int = 0
-
-    def __post_init__(self) -> None:
-        if self.t_eval is None:
-            self.t.append(self.t0)
-            self.y.append(self.y0)
-
-    def record(self, t_new: float, y_new: Any, interpolant: Callable[[float], Any]) -> None:
-        if self.dense:
-            self.interpolants.append(interpolant)
-        if self.t_eval is None:
-            self.t.append(t_new)
-            self.y.append(y_new)
-            return
-        while self._next < len(self.t_eval):
-            t_out = float(self.t_eval[self._next])
-            if self.direction * (t_out - t_new) > 0:
-                break
-            self.t.append(t_out)
-            self.y.append(y_new if t_out == t_new else interpolant(t_out))
-            self._next += 1
-
-    def result(self, **counters: Any) -> IntegrationResult:
-        dense = self.interpolants if self.dense else None
-        return IntegrationResult(self.t, self.y, dense, **counters)
-
-
 @dataclass(frozen=True)
 class _Accepted:
     t: float
@@ -336,7 +244,7 @@ def _min_step(t: float, direction: float) -> float:
 
 
 def _attempt(
-    f: _Counted,
+    f: Counted,
     t: float,
     y: Any,
     f_t: Any,
@@ -445,7 +353,7 @@ def integrate_adaptive(
 
     Taught in Chapter 3.  References: hairer1993, Sec. II.4; dormand1980.
     """
-    f = _Counted(f)
+    f = Counted(f)
     t0, t1 = float(t_span[0]), float(t_span[1])
     controller = controller or StepSizeController(tableau.error_order)
     f_t = f(t0, y0)
@@ -456,12 +364,12 @@ def integrate_adaptive(
         )
     else:
         h_abs = first_step
-    recorder = _Recorder(t0, y0, t_eval, 1.0 if t1 > t0 else -1.0, dense_output)
+    recorder = Recorder(t0, y0, t_eval, 1.0 if t1 > t0 else -1.0, dense_output)
     t, y, counts = t0, y0, {"n_steps": 0, "n_rejected": 0}
     status, message = 0, SUCCESS_MESSAGE
     while t != t1:
         if counts["n_steps"] >= max_steps:
-            status, message = -1, _too_many_steps(max_steps, t)
+            status, message = -1, too_many_steps(max_steps, t)
             break
         step, h_abs, rejected = _attempt(
             f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer
@@ -476,152 +384,9 @@ def integrate_adaptive(
     return recorder.result(nfev=f.n, status=status, message=message, **counts)
 
 
-def _too_many_steps(max_steps: int, t: float) -> str:
-    return (
-        f"The maximum number of steps ({max_steps}) was reached at t = {t:.6g}; "
-        "raise `max_steps`, loosen the tolerances, or use a larger `h`."
-    )
-
-
 def _step_too_small(t: float, h_abs: float) -> str:
     return (
         f"The step size became too small (|h| = {h_abs:.3g}) at t = {t:.6g}; "
         "the problem may be stiff (try an implicit method such as 'backward_euler' "
         "or 'trapezoid') or the solution may blow up near this time."
     )
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """One step of a fixed-step method: the new state, ``f`` there, and its dense output."""
-
-    y: Any
-    f: Any
-    interpolant: Callable[[float], Any]
-
-
-#: A fixed-step method: ``step(f, t, y, f_t, h) -> StepOutcome`` with ``f_t = f(t, y)``.
-FixedStep = Callable[[Callable[[float, Any], Any], float, Any, Any, float], StepOutcome]
-
-
-def rk_stepper(tableau: ButcherTableau) -> FixedStep:
-    """Wrap an explicit tableau as a fixed-step method for :func:`integrate_fixed`.
-
-    The returned step reuses ``f_t`` as the first stage, evaluates ``f`` at the
-    new point (free for FSAL tableaus; it is the next step's first stage
-    otherwise), and builds the tableau's dense output or a cubic Hermite one.
-    Taught in Chapter 2.
-    """
-
-    def step(f: Callable[[float, Any], Any], t: float, y: Any, f_t: Any, h: float) -> StepOutcome:
-        result = rk_step(f, t, y, h, tableau, k0=f_t)
-        f_new = result.k[-1] if tableau.fsal else f(t + h, result.y)
-        dense = make_interpolant(tableau, t, t + h, y, result.y, f_t, f_new, result.k)
-        return StepOutcome(result.y, f_new, dense)
-
-    return step
-
-
-def fixed_grid(t_span: tuple[float, float], h: float) -> list[float]:
-    r"""The grid of :func:`integrate_fixed`: :math:`t_k = t_0 + k h`, last step shortened.
-
-    The number of steps is :math:`N = \lceil |t_1 - t_0| / h \rceil`, except that a
-    ratio within :math:`10^{-9}` (relative) of an integer counts as that integer,
-    so ``h = T / N`` gives exactly ``N`` equal steps.  The last point is ``t1``
-    exactly.
-
-    Parameters
-    ----------
-    t_span : (float, float)
-        Interval; ``t1 < t0`` gives a decreasing grid.
-    h : float
-        Positive step size; a step larger than the interval gives one step.
-
-    Returns
-    -------
-    list of float
-        The grid :math:`t_0, t_0 \pm h, \dots, t_1`, of length :math:`N + 1`.
-
-    Taught in Chapter 2.
-    """
-    t0, t1 = check_t_span("t_span", t_span)
-    h = check_positive("h", h)
-    ratio = abs(t1 - t0) / h
-    n = round(ratio) if abs(ratio - round(ratio)) <= 1e-9 * ratio else math.ceil(ratio)
-    n = max(n, 1)
-    direction = 1.0 if t1 > t0 else -1.0
-    return [t0 + direction * k * h for k in range(n)] + [t1]
-
-
-def integrate_fixed(
-    f: Callable[[float, Any], Any],
-    t_span: tuple[float, float],
-    y0: Any,
-    h: float | None,
-    step: ButcherTableau | FixedStep,
-    *,
-    t_eval: Sequence[float] | None = None,
-    max_steps: int = 1_000_000,
-    dense_output: bool = False,
-    grid: Sequence[float] | None = None,
-) -> IntegrationResult:
-    r"""Integrate ``y' = f(t, y)`` with a constant step size ``h`` on :func:`fixed_grid`.
-
-    .. math:: y_{n+1} = \Phi_h(t_n, y_n), \qquad t_n = t_0 + n h,
-
-    with the last step shortened to end exactly at ``t1``.  ``step`` is an
-    explicit tableau or any :data:`FixedStep` callable (an implicit
-    Runge-Kutta step, a multistep method with its own history, ...).  Outputs
-    at ``t_eval`` come from each step's interpolant (the tableau's dense
-    output, or cubic Hermite).
-
-    Trusts its caller: front ends validate the arguments.
-
-    Parameters
-    ----------
-    f : callable
-        ``f(t, y)`` with ``t`` a Python float; returns an array like ``y``.
-    t_span : (float, float)
-        Interval; ``t1 < t0`` integrates backwards.
-    y0 : array
-        Initial state (NumPy array or torch tensor, any shape).
-    h : float or None
-        Positive step size (ignored when ``grid`` is given).
-    step : ButcherTableau or FixedStep
-        An explicit tableau, or ``step(f, t, y, f_t, h) -> StepOutcome``.
-    t_eval : sequence of float, optional
-        Output times, sorted in the direction of integration, inside ``t_span``;
-        filled by dense output.  Default: every grid point.
-    max_steps : int
-        Stop with ``status = -1`` after this many steps.
-    dense_output : bool
-        Keep one interpolant per step in the result.
-    grid : sequence of float, optional
-        Replaces :func:`fixed_grid`: the steps go from each of its points to the
-        next.  It must be strictly monotone, start at ``t_span[0]`` and end at
-        ``t_span[1]``; with ``grid = t_eval`` the method steps exactly between the
-        output times, as torchdiffeq's fixed-grid solvers do without a ``step_size``.
-
-    Returns
-    -------
-    IntegrationResult
-        One output per grid point (or per ``t_eval``), with ``nfev`` and ``n_steps``.
-
-    Taught in Chapter 2.
-    """
-    if isinstance(step, ButcherTableau):
-        step = rk_stepper(step)
-    f = _Counted(f)
-    grid = fixed_grid(t_span, h) if grid is None else [float(t) for t in grid]
-    direction = 1.0 if grid[-1] > grid[0] else -1.0
-    recorder = _Recorder(grid[0], y0, t_eval, direction, dense_output)
-    y, f_t = y0, f(grid[0], y0)
-    status, message, n_steps = 0, SUCCESS_MESSAGE, 0
-    for t, t_new in itertools.pairwise(grid):
-        if n_steps >= max_steps:
-            status, message = -1, _too_many_steps(max_steps, t)
-            break
-        outcome = step(f, t, y, f_t, t_new - t)
-        y, f_t, n_steps = outcome.y, outcome.f, n_steps + 1
-        recorder.record(t_new, y, outcome.interpolant)
-    return recorder.result(nfev=f.n, n_steps=n_steps, status=status, message=message)

@@ -8,7 +8,7 @@ given or forward finite differences otherwise, and one LU factorisation
 (:func:`scipy.linalg.lu_factor`) per Newton iteration.  When Newton fails it
 raises :class:`NewtonConvergenceError` (a ``RuntimeError``) that says at which
 ``t`` and what to try.  :func:`implicit_stepper` wraps the step for the
-fixed-step loop :func:`odecourse.adaptive.integrate_fixed` and counts
+fixed-step loop :func:`odecourse.fixed_step.integrate_fixed` and counts
 ``njev`` and ``nlu``.
 
 NumPy only.  Taught in Chapter 3.
@@ -30,8 +30,8 @@ import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
 from odecourse._validation import check_callable, check_int, check_positive
-from odecourse.adaptive import StepOutcome
 from odecourse.dense_output import HermiteInterpolant
+from odecourse.fixed_step import StepOutcome
 from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [
@@ -239,10 +239,10 @@ def _new_state(tableau: ButcherTableau, y, h, Z, F) -> np.ndarray:
 
 
 class ImplicitStepper:
-    """An implicit tableau as a fixed-step method for :func:`~odecourse.adaptive.integrate_fixed`.
+    """An implicit tableau as a fixed-step method for :func:`~odecourse.fixed_step.integrate_fixed`.
 
     Calling it as ``stepper(f, t, y, f_t, h)`` takes one :func:`implicit_rk_step`
-    and returns a :class:`~odecourse.adaptive.StepOutcome` with cubic Hermite
+    and returns a :class:`~odecourse.fixed_step.StepOutcome` with cubic Hermite
     dense output; ``stats`` accumulates ``njev``, ``nlu`` and Newton iterations.
 
     Parameters

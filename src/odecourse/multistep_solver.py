@@ -24,8 +24,8 @@ one of two ways, chosen by ``corrector``:
 The first values :math:`y_1, \dots, y_{m-1}` come from a one-step method (``starter``, a
 parameter), taking the same step :math:`h`.
 
-The step is a :data:`~odecourse.adaptive.FixedStep` with its own history, so the fixed-step
-driver :func:`~odecourse.adaptive.integrate_fixed` does the bookkeeping (output times, cubic
+The step is a :data:`~odecourse.fixed_step.FixedStep` with its own history, so the fixed-step
+driver :func:`~odecourse.fixed_step.integrate_fixed` does the bookkeeping (output times, cubic
 Hermite dense output, counters), and importing this module registers every method with
 :func:`odecourse.solve_ivp`: ``"AB1"``-``"AB8"``, ``"AM1"``-``"AM8"`` and ``"BDF1"``-``"BDF6"``
 (implicit ones by Newton) and ``"ABM1"``-``"ABM8"`` (Adams-Moulton in PECE mode).
@@ -52,8 +52,9 @@ from ._validation import (
     check_t_eval,
     check_t_span,
 )
-from .adaptive import IntegrationResult, StepOutcome, integrate_fixed
+from .adaptive import IntegrationResult
 from .dense_output import HermiteInterpolant
+from .fixed_step import StepOutcome, integrate_fixed
 from .implicit import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
 from .multistep import LinearMultistepMethod, adams_bashforth, get_multistep_method
 from .runge_kutta import ButcherTableau, get_tableau, rk_step
@@ -231,7 +232,7 @@ def multistep_solve(
     jac : callable, optional
         ``jac(t, y)``, the Jacobian :math:`\partial f/\partial y`, for ``"newton"``.
     t_eval, dense_output, max_steps
-        As for :func:`~odecourse.adaptive.integrate_fixed` (Hermite dense output).
+        As for :func:`~odecourse.fixed_step.integrate_fixed` (Hermite dense output).
 
     Returns
     -------

@@ -5,7 +5,7 @@ defaults, shapes and semantics, so a reader can switch between
 ``from torchdiffeq import odeint`` and ours by changing one import.  It runs
 the same Runge-Kutta core as :func:`odecourse.solve.solve_ivp`
 (:func:`~odecourse.adaptive.integrate_adaptive` and
-:func:`~odecourse.adaptive.integrate_fixed`): the tableau, the step, the
+:func:`~odecourse.fixed_step.integrate_fixed`): the tableau, the step, the
 controller and the loop are shared, only the conventions differ.  Because the
 core touches the state with ``+`` and ``*`` only, autograd records every stage
 and gradients flow back through the solver ("backprop through the solver").
@@ -47,12 +47,8 @@ from odecourse._torch_args import (
     resolve_method,
 )
 from odecourse._validation import check_callable
-from odecourse.adaptive import (
-    IntegrationResult,
-    StepSizeController,
-    integrate_adaptive,
-    integrate_fixed,
-)
+from odecourse.adaptive import IntegrationResult, StepSizeController, integrate_adaptive
+from odecourse.fixed_step import integrate_fixed
 from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [

@@ -13,7 +13,7 @@ Methods are looked up in a registry, :data:`METHODS`, that maps a name to a
 passed directly.  Another module adds methods with :func:`register_method`;
 for example a multistep module, at import time::
 
-    from odecourse.adaptive import integrate_fixed
+    from odecourse.fixed_step import integrate_fixed
     from odecourse.solve import register_method
 
     def _solve_ab4(fun, t_span, y0, *, t_eval, dense_output, h, max_steps):
@@ -51,7 +51,8 @@ from odecourse._validation import (
     check_t_span,
     checked_rhs,
 )
-from odecourse.adaptive import IntegrationResult, integrate_adaptive, integrate_fixed
+from odecourse.adaptive import IntegrationResult, integrate_adaptive
+from odecourse.fixed_step import integrate_fixed
 from odecourse.implicit import implicit_stepper
 from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau
 

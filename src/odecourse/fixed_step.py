@@ -1,0 +1,162 @@
+r"""The fixed-step loop: a one-step method with constant step :math:`h` across an interval.
+
+:func:`integrate_fixed` advances any fixed-step method, given as an explicit
+Butcher tableau or as a :data:`FixedStep` callable (an implicit Runge-Kutta
+step, a multistep method with its own history, ...), on the grid of
+:func:`fixed_grid`, and places requested output times by each step's dense
+output.  Like :func:`odecourse.adaptive.integrate_adaptive` it is
+array-generic and returns an :class:`~odecourse.adaptive.IntegrationResult`.
+
+Taught in Chapter 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from odecourse._loop import SUCCESS_MESSAGE, Counted, IntegrationResult, Recorder, too_many_steps
+from odecourse._validation import check_positive, check_t_span
+from odecourse.dense_output import make_interpolant
+from odecourse.runge_kutta import ButcherTableau, rk_step
+
+__all__ = ["FixedStep", "StepOutcome", "fixed_grid", "integrate_fixed", "rk_stepper"]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """One step of a fixed-step method: the new state, ``f`` there, and its dense output."""
+
+    y: Any
+    f: Any
+    interpolant: Callable[[float], Any]
+
+
+#: A fixed-step method: ``step(f, t, y, f_t, h) -> StepOutcome`` with ``f_t = f(t, y)``.
+FixedStep = Callable[[Callable[[float, Any], Any], float, Any, Any, float], StepOutcome]
+
+
+def rk_stepper(tableau: ButcherTableau) -> FixedStep:
+    """Wrap an explicit tableau as a fixed-step method for :func:`integrate_fixed`.
+
+    The returned step reuses ``f_t`` as the first stage, evaluates ``f`` at the
+    new point (free for FSAL tableaus; it is the next step's first stage
+    otherwise), and builds the tableau's dense output or a cubic Hermite one.
+    Taught in Chapter 2.
+    """
+
+    def step(f: Callable[[float, Any], Any], t: float, y: Any, f_t: Any, h: float) -> StepOutcome:
+        result = rk_step(f, t, y, h, tableau, k0=f_t)
+        f_new = result.k[-1] if tableau.fsal else f(t + h, result.y)
+        dense = make_interpolant(tableau, t, t + h, y, result.y, f_t, f_new, result.k)
+        return StepOutcome(result.y, f_new, dense)
+
+    return step
+
+
+def fixed_grid(t_span: tuple[float, float], h: float) -> list[float]:
+    r"""The grid of :func:`integrate_fixed`: :math:`t_k = t_0 + k h`, last step shortened.
+
+    The number of steps is :math:`N = \lceil |t_1 - t_0| / h \rceil`, except that a
+    ratio within :math:`10^{-9}` (relative) of an integer counts as that integer,
+    so ``h = T / N`` gives exactly ``N`` equal steps.  The last point is ``t1``
+    exactly.
+
+    Parameters
+    ----------
+    t_span : (float, float)
+        Interval; ``t1 < t0`` gives a decreasing grid.
+    h : float
+        Positive step size; a step larger than the interval gives one step.
+
+    Returns
+    -------
+    list of float
+        The grid :math:`t_0, t_0 \pm h, \dots, t_1`, of length :math:`N + 1`.
+
+    Taught in Chapter 2.
+    """
+    t0, t1 = check_t_span("t_span", t_span)
+    h = check_positive("h", h)
+    ratio = abs(t1 - t0) / h
+    n = round(ratio) if abs(ratio - round(ratio)) <= 1e-9 * ratio else math.ceil(ratio)
+    n = max(n, 1)
+    direction = 1.0 if t1 > t0 else -1.0
+    return [t0 + direction * k * h for k in range(n)] + [t1]
+
+
+def integrate_fixed(
+    f: Callable[[float, Any], Any],
+    t_span: tuple[float, float],
+    y0: Any,
+    h: float | None,
+    step: ButcherTableau | FixedStep,
+    *,
+    t_eval: Sequence[float] | None = None,
+    max_steps: int = 1_000_000,
+    dense_output: bool = False,
+    grid: Sequence[float] | None = None,
+) -> IntegrationResult:
+    r"""Integrate ``y' = f(t, y)`` with a constant step size ``h`` on :func:`fixed_grid`.
+
+    .. math:: y_{n+1} = \Phi_h(t_n, y_n), \qquad t_n = t_0 + n h,
+
+    with the last step shortened to end exactly at ``t1``.  ``step`` is an
+    explicit tableau or any :data:`FixedStep` callable (an implicit
+    Runge-Kutta step, a multistep method with its own history, ...).  Outputs
+    at ``t_eval`` come from each step's interpolant (the tableau's dense
+    output, or cubic Hermite).
+
+    Trusts its caller: front ends validate the arguments.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(t, y)`` with ``t`` a Python float; returns an array like ``y``.
+    t_span : (float, float)
+        Interval; ``t1 < t0`` integrates backwards.
+    y0 : array
+        Initial state (NumPy array or torch tensor, any shape).
+    h : float or None
+        Positive step size (ignored when ``grid`` is given).
+    step : ButcherTableau or FixedStep
+        An explicit tableau, or ``step(f, t, y, f_t, h) -> StepOutcome``.
+    t_eval : sequence of float, optional
+        Output times, sorted in the direction of integration, inside ``t_span``;
+        filled by dense output.  Default: every grid point.
+    max_steps : int
+        Stop with ``status = -1`` after this many steps.
+    dense_output : bool
+        Keep one interpolant per step in the result.
+    grid : sequence of float, optional
+        Replaces :func:`fixed_grid`: the steps go from each of its points to the
+        next.  It must be strictly monotone, start at ``t_span[0]`` and end at
+        ``t_span[1]``; with ``grid = t_eval`` the method steps exactly between the
+        output times, as torchdiffeq's fixed-grid solvers do without a ``step_size``.
+
+    Returns
+    -------
+    IntegrationResult
+        One output per grid point (or per ``t_eval``), with ``nfev`` and ``n_steps``.
+
+    Taught in Chapter 2.
+    """
+    if isinstance(step, ButcherTableau):
+        step = rk_stepper(step)
+    f = Counted(f)
+    grid = fixed_grid(t_span, h) if grid is None else [float(t) for t in grid]
+    direction = 1.0 if grid[-1] > grid[0] else -1.0
+    recorder = Recorder(grid[0], y0, t_eval, direction, dense_output)
+    y, f_t = y0, f(grid[0], y0)
+    status, message, n_steps = 0, SUCCESS_MESSAGE, 0
+    for t, t_new in itertools.pairwise(grid):
+        if n_steps >= max_steps:
+            status, message = -1, too_many_steps(max_steps, t)
+            break
+        outcome = step(f, t, y, f_t, t_new - t)
+        y, f_t, n_steps = outcome.y, outcome.f, n_steps + 1
+        recorder.record(t_new, y, outcome.interpolant)
+    return recorder.result(nfev=f.n, n_steps=n_steps, status=status, message=message)
