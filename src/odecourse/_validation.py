@@ -20,6 +20,7 @@ __all__ = [
     "check_choice",
     "check_finite_array",
     "check_int",
+    "check_interval",
     "check_positive",
     "check_real",
     "check_t_eval",
@@ -156,3 +157,15 @@ def checked_rhs(name: str, fun: Callable, n: int) -> Callable[[float, np.ndarray
         return dy
 
     return rhs
+
+
+def check_interval(name: str, value: Any) -> tuple[float, float]:
+    """Return ``(low, high)`` as floats if ``value`` is an increasing pair of finite numbers."""
+    try:
+        low, high = value
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{name}` must be a pair (low, high); got {value!r:.60}.") from exc
+    low, high = check_real(f"{name}[0]", low), check_real(f"{name}[1]", high)
+    if not low < high:
+        raise ValueError(f"`{name}` must be increasing (low < high); got ({low}, {high}).")
+    return low, high

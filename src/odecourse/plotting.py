@@ -20,7 +20,14 @@ import numpy as np
 from cycler import cycler
 from matplotlib.axes import Axes
 
-from ._validation import check_callable, check_choice, check_finite_array, check_int, check_real
+from ._validation import (
+    check_callable,
+    check_choice,
+    check_finite_array,
+    check_int,
+    check_interval,
+    check_real,
+)
 
 __all__ = ["BOOK_COLORS", "direction_field", "phase_portrait", "plot_solutions", "use_book_style"]
 
@@ -105,7 +112,8 @@ def direction_field(
     Taught in Chapter 1.
     """
     check_callable("f", f)
-    (t_lo, t_hi), (y_lo, y_hi) = _check_range("t_range", t_range), _check_range("y_range", y_range)
+    t_lo, t_hi = check_interval("t_range", t_range)
+    y_lo, y_hi = check_interval("y_range", y_range)
     density = check_int("density", density, minimum=2)
     ax = _axes(ax)
     T, Y = np.meshgrid(np.linspace(t_lo, t_hi, density), np.linspace(y_lo, y_hi, density))
@@ -181,7 +189,8 @@ def phase_portrait(
     Taught in Chapter 1.
     """
     check_callable("f", f)
-    (x_lo, x_hi), (y_lo, y_hi) = _check_range("x_range", x_range), _check_range("y_range", y_range)
+    x_lo, x_hi = check_interval("x_range", x_range)
+    y_lo, y_hi = check_interval("y_range", y_range)
     check_choice("kind", kind, ("stream", "quiver"))
     density = check_real("density", density)
     if density <= 0:
@@ -255,17 +264,6 @@ def plot_solutions(
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend()
     return ax
-
-
-def _check_range(name: str, value: Any) -> tuple[float, float]:
-    try:
-        lo, hi = value
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`{name}` must be a pair (low, high); got {value!r:.60}.") from exc
-    lo, hi = check_real(f"{name}[0]", lo), check_real(f"{name}[1]", hi)
-    if not lo < hi:
-        raise ValueError(f"`{name}` must be increasing (low < high); got ({lo}, {hi}).")
-    return lo, hi
 
 
 def _axes(ax: Axes | None) -> Axes:

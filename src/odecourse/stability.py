@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from odecourse._validation import check_int, check_real
+from odecourse._validation import check_int, check_interval
 from odecourse.runge_kutta import ButcherTableau
 
 __all__ = [
@@ -130,18 +130,6 @@ def _check_tableau(tableau: Any) -> None:
         raise TypeError(f"`tableau` must be a ButcherTableau; got {type(tableau).__name__}.")
 
 
-def _check_limits(name: str, value: Any) -> tuple[float, float]:
-    """Return ``(low, high)`` as floats if ``value`` is an increasing finite pair."""
-    try:
-        low, high = value
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`{name}` must be a pair (low, high); got {value!r:.60}.") from exc
-    low, high = check_real(f"{name}[0]", low), check_real(f"{name}[1]", high)
-    if not low < high:
-        raise ValueError(f"`{name}` must be increasing (low < high); got ({low}, {high}).")
-    return low, high
-
-
 def _as_R(tableau_or_R: Any) -> Callable[[Any], np.ndarray]:
     if isinstance(tableau_or_R, ButcherTableau):
         return stability_function(tableau_or_R)
@@ -180,8 +168,8 @@ def stability_region(
     """
     R = _as_R(tableau_or_R)
     n = check_int("n", n, minimum=2)
-    re = np.linspace(*_check_limits("re_lim", re_lim), n)
-    im = np.linspace(*_check_limits("im_lim", im_lim), n)
+    re = np.linspace(*check_interval("re_lim", re_lim), n)
+    im = np.linspace(*check_interval("im_lim", im_lim), n)
     abs_R = np.abs(R(re[None, :] + 1j * im[:, None]))
     return StabilityRegion(re, im, abs_R, abs_R <= 1.0)
 
