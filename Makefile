@@ -10,11 +10,24 @@ NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 JOBS ?= 2
 
-.PHONY: help venv book test lint format notebooks nbval benchmarks assignments clean
+# nbval on every notebook; test-portable runs it again with the kernels of other CPUs.
+NBVAL = $(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
+# A processor without AVX-512 or AVX2: PyTorch's scalar kernels, MKL's compatible code path,
+# one thread, and NumPy at its baseline (X86_V3/X86_V4 are NumPy 2's names, the AVX512_*
+# names older NumPy's; names a NumPy does not know are ignored).
+SCALAR_CPU = ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1 \
+	NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512F AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
+# An AVX2 processor without AVX-512 (an older Intel or AMD CPU), with two threads.
+AVX2_CPU = ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OMP_NUM_THREADS=2 \
+	NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512F AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
+
+.PHONY: help venv book test test-portable lint format notebooks nbval benchmarks assignments clean
 
 help:
 	@echo "make book       build the HTML book (executes every notebook) into _build/html"
 	@echo "make test       ruff, the student edition, package tests, notebook checks and nbval"
+	@echo "make test-portable nbval again under the floating-point kernels of other CPUs"
 	@echo "make assignments write the student edition of every chapter to _build/assignments"
 	@echo "make notebooks  re-execute notebooks in place (NB=path for one)"
 	@echo "make benchmarks run the benchmark scripts and print their tables"
@@ -44,12 +57,17 @@ format: $(STAMP)
 
 test: lint assignments $(STAMP)
 	$(BIN)/python -m pytest -x -n $(JOBS) tests --doctest-modules src/odecourse
-	$(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
+	$(NBVAL)
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
+	$(NBVAL)
+
+# Stored outputs must hold on any CPU, not only on the one that wrote them.
+test-portable: $(STAMP)
+	@echo "== nbval with scalar kernels and one thread (no AVX2, no AVX-512)"
+	env $(SCALAR_CPU) $(NBVAL)
+	@echo "== nbval with AVX2 kernels and two threads (no AVX-512)"
+	env $(AVX2_CPU) $(NBVAL)
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter-execute --inplace --timeout=600 $(NB)

@@ -34,6 +34,21 @@ def test_shapes_dtypes_and_balance(make, test_fraction):
         assert counts[0] == counts[1]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inputs_take_the_default_dtype(dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        data = two_spirals(100, seed=0)
+    finally:
+        torch.set_default_dtype(previous)
+    assert data.X_train.dtype == dtype and data.X_test.dtype == dtype
+    assert data.y_train.dtype == torch.int64
+    # The same points, only the precision differs.
+    reference = two_spirals(100, seed=0)
+    assert torch.allclose(data.X_train.double(), reference.X_train.double(), atol=1e-6)
+
+
 def test_train_and_test_are_disjoint():
     data = two_spirals(300 * 2, seed=1)
     train = {tuple(row) for row in data.X_train.tolist()}

@@ -152,6 +152,21 @@ def test_data_and_device_validation(circles):
         train(fresh(), circles, epochs=1, device="gpu0")
 
 
+@pytest.mark.parametrize("model_dtype", [torch.float32, torch.float64])
+def test_inputs_follow_the_model_dtype(circles, model_dtype):
+    # float32 data trains a float64 model (and the reverse); the model keeps its dtype.
+    data = circles
+    seed_everything(0)
+    model = PlainMLP(2, 2, depth=2, width=8).to(model_dtype)
+    history = train(model, data, epochs=2, batch_size=50)
+    assert all(p.dtype == model_dtype for p in model.parameters())
+    assert all(math.isfinite(v) for v in history.train_loss)
+    X64 = data.X_train.double() if model_dtype == torch.float32 else data.X_train.float()
+    loss, _ = evaluate(model, X64, data.y_train)
+    assert loss == pytest.approx(history.train_loss[-1], rel=1e-5)
+    assert gradient_norms(model, X64, data.y_train).shape == (2,)
+
+
 def test_evaluate_accepts_a_model_without_parameters():
     X = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
     loss, accuracy = evaluate(torch.nn.Identity(), X, torch.tensor([0, 1]))

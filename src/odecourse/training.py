@@ -59,10 +59,18 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter (``fallback`` if it has none)."""
+def _on_model(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """``X`` moved to the device and floating dtype of the model's first parameter.
+
+    A model without parameters takes ``X`` as it is.  Converting the inputs
+    (never the model) lets a ``float32`` data set train a ``float64`` model and
+    the other way round, as the caller chose when building the model.
+    """
     parameter = next(model.parameters(), None)
-    return fallback if parameter is None else parameter.device
+    if parameter is None:
+        return X
+    dtype = parameter.dtype if parameter.is_floating_point() else X.dtype
+    return X.to(device=parameter.device, dtype=dtype)
 
 
 def _check_data(X: object, y: object) -> None:
@@ -97,11 +105,11 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, **kwargs) -> tu
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {type(model).__name__}.")
     _check_data(X, y)
-    device = _model_device(model, X.device)
+    X = _on_model(model, X)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        X, y = X.to(device), y.to(device)
+        y = y.to(X.device)
         logits = model(X, **kwargs)
         loss = F.cross_entropy(logits, y).item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
@@ -199,14 +207,15 @@ def train(
 
     seed_everything(seed)
     model.to(device)
-    X, y = data.X_train.to(device), data.y_train.to(device)
+    X = _on_model(model, data.X_train)
+    y = data.y_train.to(X.device)
     opt = _make_optimizer(optimizer, model.parameters(), lr)
     generator = torch.Generator().manual_seed(seed)
     history = History()
     bar = _Progress(progress, epochs)
     for epoch in range(1, epochs + 1):
         model.train()
-        order = torch.randperm(n_train, generator=generator).to(device)
+        order = torch.randperm(n_train, generator=generator).to(X.device)
         for start in range(0, n_train, batch_size):
             batch = order[start : start + batch_size]
             opt.zero_grad()
@@ -266,8 +275,8 @@ def gradient_norms(
         raise TypeError(f"`model` must be an odecourse.networks.MLP; got {type(model).__name__}.")
     check_choice("wrt", wrt, ("parameters", "activations"))
     _check_data(X, y)
-    device = _model_device(model, X.device)
-    X, y = X.to(device), y.to(device)
+    X = _on_model(model, X)
+    y = y.to(X.device)
     states = model.hidden_states(X)
     loss = F.cross_entropy(model.output(states[-1]), y)
     if wrt == "activations":
