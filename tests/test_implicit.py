@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 
 from odecourse.fixed_step import integrate_fixed
-from odecourse.implicit import (
-    NewtonConvergenceError,
-    NewtonStats,
-    finite_difference_jacobian,
-    implicit_rk_step,
-    implicit_stepper,
-)
+from odecourse.implicit import implicit_rk_step, implicit_stepper
 from odecourse.ivp import get_problem
+from odecourse.newton import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
 from odecourse.runge_kutta import get_tableau
 
 IMPLICIT = ["backward_euler", "implicit_midpoint", "trapezoid"]

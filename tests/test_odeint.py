@@ -292,13 +292,15 @@ def test_validation_errors(kwargs, error, match):
 
 def test_step_size_underflow_raises_with_the_time():
     t = torch.tensor([0.0, 2.0], dtype=F64)
-    with pytest.raises(RuntimeError, match=r"step size became too small near t = 1\b"):
+    with pytest.raises(RuntimeError, match=r"odeint: The step size became too small .* at t = 1\b"):
         odeint(lambda t, y: y * y, torch.ones(1, dtype=F64), t)
 
 
 def test_too_many_steps_raises_with_the_time():
     t = torch.tensor([0.0, 10.0], dtype=F64)
-    with pytest.raises(RuntimeError, match=r"`max_num_steps` \(3\) exceeded near t = "):
+    with pytest.raises(
+        RuntimeError, match=r"maximum number of steps \(3\) was reached at t = .*max_num_steps"
+    ):
         odeint(_rotation, torch.ones(2, dtype=F64), t, options={"max_num_steps": 3})
 
 
@@ -307,7 +309,9 @@ def test_non_finite_state_raises_with_the_time():
         return y * (1e308 if float(t) >= 0.5 else 1.0)
 
     t = torch.linspace(0.0, 1.0, 5, dtype=F64)
-    with pytest.raises(RuntimeError, match=r"not finite at t = 0\.75 \(output 3\)"):
+    with pytest.raises(
+        RuntimeError, match=r"stopped being finite in the step from t = 0\.5 to t = 0\.75"
+    ):
         odeint(explode, torch.ones(1, dtype=F64) * 10, t, method="euler")
 
 

@@ -86,10 +86,14 @@ def test_tableau_of_the_wrong_type_is_a_type_error():
 @pytest.mark.parametrize(
     ("f", "match"),
     [
-        (lambda t, y: np.full(1, np.nan), r"`f` returned a non-finite derivative at t = 0"),
         (lambda t, y: np.ones(2), r"`f` must return an array of shape \(1,\)"),
     ],
 )
 def test_a_bad_right_hand_side_is_reported_not_recorded(f, match):
     with pytest.raises(ValueError, match=match):
         adaptive_step_history(f, (0.0, 1.0), [1.0])
+
+
+def test_a_non_finite_derivative_ends_in_failure_not_success():
+    history = adaptive_step_history(lambda t, y: np.full(1, np.nan), (0.0, 1.0), [1.0])
+    assert not history.success and history.t.size == 0

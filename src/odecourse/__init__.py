@@ -23,7 +23,6 @@ from .continuous_depth import EvaluationRecorder, TimeDependentField, continuous
 from .convergence import convergence_study, observed_order, work_precision
 from .data import Dataset, concentric_circles, digits, two_spirals
 from .forward_stability import AntisymmetricBlock, increment_eigenvalues
-from .implicit import NewtonConvergenceError
 from .ivp import IVP, PROBLEMS, get_problem
 from .memory import saved_tensor_bytes
 from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_method
@@ -32,6 +31,7 @@ from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_meth
 from .multistep_solver import multistep_solve
 from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
 from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory
+from .newton import NewtonConvergenceError
 from .odeint import CountedFunc, SolveStats, odeint
 from .picard import picard_iterates
 from .residual import MultistepResNet, RKResNet, make_classifier, residual_network

@@ -12,9 +12,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SUCCESS_MESSAGE", "Counted", "IntegrationResult", "Recorder", "too_many_steps"]
+import numpy as np
+
+from odecourse.events import Event, EventTracker
+
+__all__ = [
+    "SUCCESS_MESSAGE",
+    "TERMINATION_MESSAGE",
+    "Counted",
+    "IntegrationResult",
+    "Recorder",
+    "too_many_steps",
+]
 
 SUCCESS_MESSAGE = "The solver successfully reached the end of the integration interval."
+TERMINATION_MESSAGE = "A termination event occurred."
 
 
 @dataclass
@@ -32,9 +44,16 @@ class IntegrationResult:
     nfev, n_steps, n_rejected, njev, nlu : int
         Counters (``njev``/``nlu`` are filled in by implicit methods).
     status : int
-        0 if the end of the interval was reached, -1 if the integration failed.
+        0 if the end of the interval was reached, 1 if a terminal event stopped the
+        integration, -1 if the integration failed.
     message : str
         Human-readable reason for the status.
+    breakpoints : list of float or None
+        With dense output: the ends of the steps, ``len(interpolants) + 1`` of them (the
+        last one is the event time after a terminal event).
+    t_events, y_events : list of ndarray or None
+        With events: for each event, the times (shape (k,)) and states (shape (k, n)) of
+        its occurrences.
     """
 
     t: list[float]
@@ -47,6 +66,9 @@ class IntegrationResult:
     nlu: int = 0
     status: int = 0
     message: str = SUCCESS_MESSAGE
+    breakpoints: list[float] | None = None
+    t_events: list[Any] | None = None
+    y_events: list[Any] | None = None
 
     @property
     def success(self) -> bool:
@@ -67,26 +89,42 @@ class Counted:
 
 @dataclass
 class Recorder:
-    """Collect outputs at step ends, or at requested times by dense output."""
+    """Collect outputs at step ends, or at requested times by dense output, and watch events.
+
+    After a terminal event (see :mod:`odecourse.events`) ``terminated`` is True, the last
+    output is the event's time and state, and the loop must stop with status 1.
+    """
 
     t0: float
     y0: Any
     t_eval: Sequence[float] | None
     direction: float
     dense: bool
+    events: tuple[Event, ...] | None = None
+    terminated: bool = False
     t: list[float] = field(default_factory=list)
     y: list[Any] = field(default_factory=list)
     interpolants: list[Any] = field(default_factory=list)
+    breakpoints: list[float] = field(default_factory=list)
     _next: int = 0
 
     def __post_init__(self) -> None:
         if self.t_eval is None:
             self.t.append(self.t0)
             self.y.append(self.y0)
+        self.breakpoints.append(self.t0)
+        self._tracker = (
+            EventTracker(self.events, self.t0, self.y0, self.direction) if self.events else None
+        )
 
     def record(self, t_new: float, y_new: Any, interpolant: Callable[[float], Any]) -> None:
+        if self._tracker is not None:
+            stop = self._tracker.step(t_new, y_new, interpolant)
+            if stop is not None:
+                (t_new, y_new), self.terminated = stop, True
         if self.dense:
             self.interpolants.append(interpolant)
+            self.breakpoints.append(t_new)
         if self.t_eval is None:
             self.t.append(t_new)
             self.y.append(y_new)
@@ -101,11 +139,19 @@ class Recorder:
 
     def result(self, **counters: Any) -> IntegrationResult:
         dense = self.interpolants if self.dense else None
-        return IntegrationResult(self.t, self.y, dense, **counters)
+        breakpoints = self.breakpoints if self.dense else None
+        t_events = y_events = None
+        if self._tracker is not None:
+            t_events, y_events = self._tracker.arrays(np.size(self.y0))
+        return IntegrationResult(
+            self.t, self.y, dense, breakpoints=breakpoints,
+            t_events=t_events, y_events=y_events, **counters,
+        )  # fmt: skip
 
 
 def too_many_steps(max_steps: int, t: float) -> str:
     return (
-        f"The maximum number of steps ({max_steps}) was reached at t = {t:.6g}; "
-        "raise `max_steps`, loosen the tolerances, or use a larger `h`."
+        f"The maximum number of steps ({max_steps}) was reached at t = {t:.6g}; allow more "
+        "steps (`max_steps` in solve_ivp, options['max_num_steps'] in odeint), loosen the "
+        "tolerances, or use a larger step."
     )

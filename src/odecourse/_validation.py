@@ -9,6 +9,7 @@ received and say what would be accepted.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
@@ -26,7 +27,11 @@ __all__ = [
     "check_t_eval",
     "check_t_span",
     "checked_rhs",
+    "floor_rtol",
 ]
+
+#: The smallest relative tolerance, in units of the precision's epsilon (SciPy's rule).
+RTOL_FLOOR = 100
 
 
 def check_callable(name: str, value: Any) -> Callable:
@@ -139,20 +144,25 @@ def check_t_eval(name: str, value: Any, t_span: tuple[float, float]) -> np.ndarr
 
 
 def checked_rhs(name: str, fun: Callable, n: int) -> Callable[[float, np.ndarray], np.ndarray]:
-    """Wrap ``fun(t, y)`` to return a finite float64 array of shape (n,), or to say why not."""
+    """Wrap ``fun(t, y)`` to return a float64 array of shape (n,), or to say why not.
+
+    Non-finite values pass through: a trial step may overflow, and the integrator
+    answers by rejecting it, shrinking the step, or ending with ``status = -1`` and a
+    message naming the time; only a wrong shape or type is an error of ``fun`` itself.
+    """
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        dy = np.asarray(fun(t, y), dtype=float)
+        value = fun(t, y)
+        try:
+            dy = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`{name}` must return an array of real numbers; got {value!r:.60} at t = {t:.6g}."
+            ) from None
         if dy.shape != (n,):
             raise ValueError(
                 f"`{name}` must return an array of shape ({n},) like `y0`; "
                 f"got shape {dy.shape} at t = {t:.6g}."
-            )
-        if not np.all(np.isfinite(dy)):
-            raise ValueError(
-                f"`{name}` returned a non-finite derivative at t = {t:.6g}; the solution may "
-                "blow up there, or the step is too large for a stiff problem "
-                "(try a smaller `h`, tighter tolerances, or an implicit method)."
             )
         return dy
 
@@ -169,3 +179,23 @@ def check_interval(name: str, value: Any) -> tuple[float, float]:
     if not low < high:
         raise ValueError(f"`{name}` must be increasing (low < high); got ({low}, {high}).")
     return low, high
+
+
+def floor_rtol(rtol: Any, eps: float = float(np.finfo(float).eps)) -> Any:
+    """Raise a relative tolerance below ``100 * eps`` to that floor, with a warning.
+
+    No step can be controlled to a relative error below a few units of rounding: asking
+    for it only makes the controller reject steps for rounding noise.  SciPy's
+    ``solve_ivp`` applies the same floor.  ``rtol`` may be a float or an array; ``eps``
+    is the epsilon of the state's precision.
+    """
+    floor = RTOL_FLOOR * eps
+    if np.any(np.asarray(rtol) < floor):
+        warnings.warn(
+            f"`rtol` = {rtol} is below {RTOL_FLOOR} * eps = {floor:.3g} for this precision, "
+            f"where rounding errors dominate; using rtol = max(rtol, {floor:.3g}).",
+            UserWarning,
+            stacklevel=3,
+        )
+        rtol = np.maximum(rtol, floor) if np.ndim(rtol) else max(float(rtol), floor)
+    return rtol

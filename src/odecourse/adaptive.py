@@ -33,9 +33,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from odecourse._arrays import detach, maximum, rms_norm
-from odecourse._loop import SUCCESS_MESSAGE, Counted, IntegrationResult, Recorder, too_many_steps
+from odecourse._loop import (
+    SUCCESS_MESSAGE,
+    TERMINATION_MESSAGE,
+    Counted,
+    IntegrationResult,
+    Recorder,
+    too_many_steps,
+)
 from odecourse._validation import check_int, check_positive
-from odecourse.dense_output import make_interpolant
+from odecourse.dense_output import evaluate_extra_stages, make_interpolant
 from odecourse.runge_kutta import ButcherTableau, rk_step
 
 __all__ = [
@@ -60,7 +67,13 @@ Observer = Callable[[float, float, float, bool, Any], None]
 
 
 def error_norm(
-    error: Any, y: Any, y_new: Any, rtol: Any, atol: Any, norm: Norm | None = None
+    error: Any,
+    y: Any,
+    y_new: Any,
+    rtol: Any,
+    atol: Any,
+    norm: Norm | None = None,
+    error2: Any | None = None,
 ) -> float:
     r"""Scaled RMS norm of a local error estimate (SciPy's and Hairer's choice).
 
@@ -83,6 +96,11 @@ def error_norm(
         :math:`e_i / (\mathrm{atol}_i + \mathrm{rtol} \max(|y_i|, |y^{\mathrm{new}}_i|))`
         (detached from any autograd graph) and returns a scalar.  The adjoint
         method's *seminorm* is such a norm (kidger2021).
+    error2 : array, optional
+        A second, lower-order estimate :math:`e_2` (DOP853's order-3 one).  The
+        two norms are then combined as in Hairer's DOP853 (hairer1993, Sec. II.10),
+        :math:`\|e\|^2 / \sqrt{\|e\|^2 + 0.01\,\|e_2\|^2}`, which is
+        :math:`O(h^8)` when :math:`e = O(h^6)` and :math:`e_2 = O(h^4)`.
 
     Returns
     -------
@@ -94,7 +112,13 @@ def error_norm(
     error, y, y_new = detach(error), detach(y), detach(y_new)
     scale = atol + rtol * maximum(abs(y), abs(y_new))
     scaled = error / scale
-    return rms_norm(scaled) if norm is None else float(norm(scaled))
+    value = rms_norm(scaled) if norm is None else float(norm(scaled))
+    if error2 is None:
+        return value
+    scaled2 = detach(error2) / scale
+    value2 = rms_norm(scaled2) if norm is None else float(norm(scaled2))
+    denominator = value * value + 0.01 * value2 * value2
+    return 0.0 if denominator == 0 else value * value / math.sqrt(denominator)
 
 
 @dataclass(frozen=True)
@@ -270,14 +294,14 @@ def _attempt(
             t_new = t1
         h = t_new - t
         step = rk_step(f, t, y, h, tableau, k0=f_t)
-        err = error_norm(step.error, y, step.y, tol.rtol, tol.atol, tol.norm)
+        err = error_norm(step.error, y, step.y, tol.rtol, tol.atol, tol.norm, step.error2)
         factor = controller.factor(err, after_rejection=rejected > 0)
         accepted = controller.accept(err)
         if observer is not None:
             observer(t, h, err, accepted, step.y)
         if accepted:
             f_new = step.k[-1] if tableau.fsal else f(t_new, step.y)
-            dense = make_interpolant(tableau, t, t_new, y, step.y, f_t, f_new, step.k)
+            dense = make_interpolant(tableau, t, t_new, y, step.y, f_t, f_new, step.k, f)
             return _Accepted(t_new, step.y, f_new, dense), abs(h) * factor, rejected
         h_abs, rejected = abs(h) * factor, rejected + 1
     return None, h_abs, rejected
@@ -299,6 +323,7 @@ def integrate_adaptive(
     controller: StepSizeController | None = None,
     norm: Norm | None = None,
     observer: Observer | None = None,
+    events: Any = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` over ``t_span`` with an embedded Runge-Kutta pair.
 
@@ -344,12 +369,15 @@ def integrate_adaptive(
         Called as ``observer(t, h, err, accepted, y_new)`` after every attempted
         step, accepted or rejected, with the signed step ``h`` and the error norm
         ``err``; it only watches (see :mod:`odecourse.step_history`).
+    events : tuple of odecourse.events.Event, optional
+        Located on each step's dense output (:func:`odecourse.events.prepare_events`).
 
     Returns
     -------
     IntegrationResult
-        ``status = -1`` with a message if the step size underflows (a sign of
-        stiffness) or ``max_steps`` is reached.
+        ``status = 1`` after a terminal event; ``status = -1`` with a message naming
+        ``t`` if no finite first step exists, the step size underflows (a sign of
+        stiffness or of a blow-up) or ``max_steps`` is reached.
 
     Taught in Chapter 3.  References: hairer1993, Sec. II.4; dormand1980.
     """
@@ -364,10 +392,12 @@ def integrate_adaptive(
         )
     else:
         h_abs = first_step
-    recorder = Recorder(t0, y0, t_eval, 1.0 if t1 > t0 else -1.0, dense_output)
+    recorder = Recorder(t0, y0, t_eval, 1.0 if t1 > t0 else -1.0, dense_output, events)
     t, y, counts = t0, y0, {"n_steps": 0, "n_rejected": 0}
     status, message = 0, SUCCESS_MESSAGE
-    while t != t1:
+    if not (math.isfinite(h_abs) and h_abs > 0):
+        status, message = -1, _no_first_step(t0, h_abs)
+    while t != t1 and status == 0:
         if counts["n_steps"] >= max_steps:
             status, message = -1, too_many_steps(max_steps, t)
             break
@@ -380,13 +410,36 @@ def integrate_adaptive(
             break
         counts["n_steps"] += 1
         t, y, f_t = step.t, step.y, step.f
+        if dense_output or _output_due(t_eval, len(recorder.t), t, t1 > t0):
+            evaluate_extra_stages(step.interpolant)  # DOP853's, when SciPy evaluates them
         recorder.record(t, y, step.interpolant)
+        if recorder.terminated:
+            status, message = 1, TERMINATION_MESSAGE
     return recorder.result(nfev=f.n, status=status, message=message, **counts)
+
+
+def _no_first_step(t0: float, h_abs: float) -> str:
+    return (
+        f"No finite first step could be chosen at t = {t0:.6g} (got {h_abs}): either "
+        "f(t0, y0) or the state one small step away is not finite, or `atol` is 0 and a "
+        "component of y0 is 0, which a purely relative tolerance cannot measure (use a "
+        "positive `atol`, or pass `first_step`)."
+    )
+
+
+def _output_due(t_eval: Sequence[float] | None, n_done: int, t: float, forward: bool) -> bool:
+    """True if output time number ``n_done`` of ``t_eval`` lies before the step end ``t``.
+
+    Then the recorder fills it, and possibly more, from this step's dense output.
+    """
+    if t_eval is None or n_done >= len(t_eval):
+        return False
+    return float(t_eval[n_done]) <= t if forward else float(t_eval[n_done]) >= t
 
 
 def _step_too_small(t: float, h_abs: float) -> str:
     return (
-        f"The step size became too small (|h| = {h_abs:.3g}) at t = {t:.6g}; "
-        "the problem may be stiff (try an implicit method such as 'backward_euler' "
-        "or 'trapezoid') or the solution may blow up near this time."
+        f"The step size became too small (|h| = {h_abs:.3g}) at t = {t:.6g}; the solution "
+        "may blow up or stop being finite near this time, or the problem is stiff (in "
+        "solve_ivp, try method='Radau' or 'BDF')."
     )

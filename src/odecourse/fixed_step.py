@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from odecourse._loop import SUCCESS_MESSAGE, Counted, IntegrationResult, Recorder, too_many_steps
+from odecourse._arrays import all_finite
+from odecourse._loop import (
+    SUCCESS_MESSAGE,
+    TERMINATION_MESSAGE,
+    Counted,
+    IntegrationResult,
+    Recorder,
+    too_many_steps,
+)
 from odecourse._validation import check_positive, check_t_span
 from odecourse.dense_output import make_interpolant
+from odecourse.newton import NewtonConvergenceError
 from odecourse.runge_kutta import ButcherTableau, rk_step
 
 __all__ = ["FixedStep", "StepOutcome", "fixed_grid", "integrate_fixed", "rk_stepper"]
@@ -51,7 +60,7 @@ def rk_stepper(tableau: ButcherTableau) -> FixedStep:
     def step(f: Callable[[float, Any], Any], t: float, y: Any, f_t: Any, h: float) -> StepOutcome:
         result = rk_step(f, t, y, h, tableau, k0=f_t)
         f_new = result.k[-1] if tableau.fsal else f(t + h, result.y)
-        dense = make_interpolant(tableau, t, t + h, y, result.y, f_t, f_new, result.k)
+        dense = make_interpolant(tableau, t, t + h, y, result.y, f_t, f_new, result.k, f)
         return StepOutcome(result.y, f_new, dense)
 
     return step
@@ -81,11 +90,22 @@ def fixed_grid(t_span: tuple[float, float], h: float) -> list[float]:
     """
     t0, t1 = check_t_span("t_span", t_span)
     h = check_positive("h", h)
+    return list(_grid(t0, t1, h))
+
+
+def _n_steps(t0: float, t1: float, h: float) -> int:
+    """The number of steps of :func:`fixed_grid` (see there)."""
     ratio = abs(t1 - t0) / h
     n = round(ratio) if abs(ratio - round(ratio)) <= 1e-9 * ratio else math.ceil(ratio)
-    n = max(n, 1)
+    return max(n, 1)
+
+
+def _grid(t0: float, t1: float, h: float) -> Iterator[float]:
+    """The points of :func:`fixed_grid`, one at a time: a tiny ``h`` costs no memory."""
     direction = 1.0 if t1 > t0 else -1.0
-    return [t0 + direction * k * h for k in range(n)] + [t1]
+    for k in range(_n_steps(t0, t1, h)):
+        yield t0 + direction * k * h
+    yield t1
 
 
 def integrate_fixed(
@@ -99,6 +119,7 @@ def integrate_fixed(
     max_steps: int = 1_000_000,
     dense_output: bool = False,
     grid: Sequence[float] | None = None,
+    events: Any = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` with a constant step size ``h`` on :func:`fixed_grid`.
 
@@ -136,27 +157,51 @@ def integrate_fixed(
         next.  It must be strictly monotone, start at ``t_span[0]`` and end at
         ``t_span[1]``; with ``grid = t_eval`` the method steps exactly between the
         output times, as torchdiffeq's fixed-grid solvers do without a ``step_size``.
+    events : tuple of odecourse.events.Event, optional
+        Located on each step's dense output (NumPy states only).
 
     Returns
     -------
     IntegrationResult
-        One output per grid point (or per ``t_eval``), with ``nfev`` and ``n_steps``.
+        One output per grid point (or per ``t_eval``), with ``nfev`` and ``n_steps``;
+        ``status = 1`` after a terminal event, ``status = -1`` with a message naming ``t``
+        if ``max_steps`` is reached (the grid is generated step by step, so a tiny ``h``
+        stops there instead of filling memory) or the state stops being finite.
 
     Taught in Chapter 2.
     """
     if isinstance(step, ButcherTableau):
         step = rk_stepper(step)
     f = Counted(f)
-    grid = fixed_grid(t_span, h) if grid is None else [float(t) for t in grid]
-    direction = 1.0 if grid[-1] > grid[0] else -1.0
-    recorder = Recorder(grid[0], y0, t_eval, direction, dense_output)
-    y, f_t = y0, f(grid[0], y0)
+    t0, t1 = float(t_span[0]), float(t_span[1])
+    points = _grid(t0, t1, h) if grid is None else (float(t) for t in grid)
+    direction = 1.0 if t1 > t0 else -1.0
+    recorder = Recorder(t0, y0, t_eval, direction, dense_output, events)
+    y, f_t = y0, f(t0, y0)
     status, message, n_steps = 0, SUCCESS_MESSAGE, 0
-    for t, t_new in itertools.pairwise(grid):
+    for t, t_new in itertools.pairwise(points):
         if n_steps >= max_steps:
             status, message = -1, too_many_steps(max_steps, t)
             break
-        outcome = step(f, t, y, f_t, t_new - t)
+        try:
+            outcome = step(f, t, y, f_t, t_new - t)
+        except NewtonConvergenceError as failure:
+            status, message = -1, str(failure)
+            break
         y, f_t, n_steps = outcome.y, outcome.f, n_steps + 1
+        if not all_finite(y):
+            status, message = -1, _not_finite(t, t_new)
+            break
         recorder.record(t_new, y, outcome.interpolant)
+        if recorder.terminated:
+            status, message = 1, TERMINATION_MESSAGE
+            break
     return recorder.result(nfev=f.n, n_steps=n_steps, status=status, message=message)
+
+
+def _not_finite(t: float, t_new: float) -> str:
+    return (
+        f"The solution stopped being finite in the step from t = {t:.6g} to t = {t_new:.6g}; "
+        "the step is too large for a stiff problem (try a smaller `h` or an implicit "
+        "method) or the solution blows up there."
+    )

@@ -24,7 +24,6 @@ Equations I, 2nd ed., Springer, 1993, Sec. II.7.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
@@ -32,73 +31,12 @@ from scipy.linalg import lu_factor, lu_solve
 from odecourse._validation import check_callable, check_int, check_positive
 from odecourse.dense_output import HermiteInterpolant
 from odecourse.fixed_step import StepOutcome
+from odecourse.newton import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
 from odecourse.runge_kutta import ButcherTableau
 
-__all__ = [
-    "ImplicitStepper",
-    "NewtonConvergenceError",
-    "NewtonStats",
-    "finite_difference_jacobian",
-    "implicit_rk_step",
-    "implicit_stepper",
-]
+__all__ = ["ImplicitStepper", "implicit_rk_step", "implicit_stepper"]
 
 Jacobian = Callable[[float, np.ndarray], np.ndarray]
-
-
-class NewtonConvergenceError(RuntimeError):
-    """Newton's method did not converge on the stage equations of an implicit step."""
-
-
-@dataclass
-class NewtonStats:
-    """Counters of the Newton solves: Jacobian evaluations, LU factorisations, iterations."""
-
-    njev: int = 0
-    nlu: int = 0
-    n_iter: int = 0
-
-
-def finite_difference_jacobian(
-    f: Callable[[float, np.ndarray], np.ndarray],
-    t: float,
-    y: np.ndarray,
-    f_y: np.ndarray | None = None,
-) -> np.ndarray:
-    r"""Forward-difference approximation of :math:`\partial f / \partial y` at ``(t, y)``.
-
-    .. math:: J_{:, j} \approx \frac{f(t, y + \delta_j e_j) - f(t, y)}{\delta_j},
-              \qquad \delta_j = \sqrt{\varepsilon}\, \max(1, |y_j|).
-
-    Costs ``n`` evaluations of ``f`` (plus one if ``f_y`` is not given).
-
-    Parameters
-    ----------
-    f : callable
-        ``f(t, y)`` returning an ndarray of shape (m,).
-    t : float
-        Time.
-    y : array_like, shape (n,)
-        State at which to differentiate (integer arrays are read as floats).
-    f_y : ndarray, shape (m,), optional
-        ``f(t, y)`` if already known.
-
-    Returns
-    -------
-    ndarray, shape (m, n)
-        The approximate Jacobian.
-
-    Taught in Chapter 3.
-    """
-    y = np.asarray(y, dtype=float)
-    f_y = np.asarray(f(t, y) if f_y is None else f_y, dtype=float)
-    jac = np.empty((f_y.size, y.size))
-    for j in range(y.size):
-        delta = np.sqrt(np.finfo(float).eps) * max(1.0, abs(y[j]))
-        y_shift = y.copy()
-        y_shift[j] += delta
-        jac[:, j] = (f(t, y_shift) - f_y) / delta
-    return jac
 
 
 def _newton_matrix(tableau: ButcherTableau, h: float, jacobians: list) -> np.ndarray:

@@ -43,6 +43,7 @@ import numpy as np
 import scipy.linalg
 
 from ._arrays import is_torch
+from ._loop import IntegrationResult
 from ._validation import (
     check_callable,
     check_choice,
@@ -52,11 +53,10 @@ from ._validation import (
     check_t_eval,
     check_t_span,
 )
-from .adaptive import IntegrationResult
 from .dense_output import HermiteInterpolant
 from .fixed_step import StepOutcome, integrate_fixed
-from .implicit import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
 from .multistep import LinearMultistepMethod, adams_bashforth, get_multistep_method
+from .newton import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
 from .runge_kutta import ButcherTableau, get_tableau, rk_step
 from .solve import register_method
 
@@ -208,6 +208,7 @@ def multistep_solve(
     t_eval: Any = None,
     dense_output: bool = False,
     max_steps: int = 1_000_000,
+    events: Any = None,
 ) -> IntegrationResult:
     r"""Integrate :math:`y' = f(t, y)` on a uniform grid with a linear multistep method.
 
@@ -266,7 +267,7 @@ def multistep_solve(
         )
     result = integrate_fixed(
         f, t_span, y0, h, stepper, t_eval=t_eval, dense_output=bool(dense_output),
-        max_steps=max_steps,
+        max_steps=max_steps, events=events,
     )  # fmt: skip
     result.njev, result.nlu = stepper.stats.njev, stepper.stats.nlu
     return result

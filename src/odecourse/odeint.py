@@ -23,7 +23,6 @@ Equations I, 2nd ed., Springer, 1993, Sec. II.4.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from odecourse._loop import IntegrationResult
 from odecourse._torch_args import (
     ADAPTIVE_METHODS,
     ADAPTIVE_OPTIONS,
@@ -46,8 +46,8 @@ from odecourse._torch_args import (
     check_y0,
     resolve_method,
 )
-from odecourse._validation import check_callable
-from odecourse.adaptive import IntegrationResult, StepSizeController, integrate_adaptive
+from odecourse._validation import check_callable, floor_rtol
+from odecourse.adaptive import StepSizeController, integrate_adaptive
 from odecourse.fixed_step import integrate_fixed
 from odecourse.runge_kutta import ButcherTableau
 
@@ -144,10 +144,8 @@ class _TensorRHS:
     def __init__(self, func: Callable, y0: Tensor, layout: TupleLayout | None) -> None:
         self.func, self.layout = func, layout
         self.dtype, self.device, self.shape = y0.dtype, y0.device, y0.shape
-        self.last_t = math.nan
 
     def __call__(self, t: float, y: Tensor) -> Tensor:
-        self.last_t = t
         time = torch.tensor(t, dtype=self.dtype, device=self.device)
         if self.layout is not None:
             dy = self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
@@ -191,17 +189,9 @@ def _integrate(
     )
 
 
-def _raise_failure(result: IntegrationResult, rhs: _TensorRHS, settings: Settings) -> None:
-    if result.n_steps >= settings.max_num_steps:
-        raise RuntimeError(
-            f"odeint: `max_num_steps` ({settings.max_num_steps}) exceeded near t = "
-            f"{rhs.last_t:.6g}; raise options['max_num_steps'] or loosen rtol/atol."
-        )
-    raise RuntimeError(
-        f"odeint: the step size became too small near t = {rhs.last_t:.6g}; the solution may "
-        "blow up or become non-finite near this time, or the problem is too stiff for an "
-        "explicit method."
-    )
+def _raise_failure(result: IntegrationResult) -> None:
+    """Raise the core's own failure, which names the time and the reason."""
+    raise RuntimeError(f"odeint: {result.message}")
 
 
 def _check_finite_solution(solution: Tensor, times: list[float]) -> None:
@@ -305,6 +295,8 @@ def odeint(
     tolerances = (check_tolerance("rtol", rtol), check_tolerance("atol", atol))
     if tableau.adaptive and tolerances == (0.0, 0.0):
         raise ValueError("`rtol` and `atol` cannot both be zero.")
+    if tableau.adaptive:  # the float64 floor, as SciPy: torchdiffeq's rtol=1e-7 stays valid
+        tolerances = (floor_rtol(tolerances[0]), tolerances[1])
     settings = check_options(options, tableau)
     if layout is not None and tableau.adaptive:
         settings = dataclasses.replace(settings, norm=layout.flat_norm(settings.norm))
@@ -330,7 +322,7 @@ def _solve(
     if stats is not None:
         stats.add(result)
     if result.status < 0:
-        _raise_failure(result, rhs, settings)
+        _raise_failure(result)
     solution = torch.stack(result.y)
     _check_finite_solution(solution, times)
     return solution

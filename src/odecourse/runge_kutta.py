@@ -84,6 +84,21 @@ class ButcherTableau:
         so that :math:`b(1) = b`.
     dense_order : int, optional
         Order of the dense output (required with ``P``).
+    b_hat2 : array_like, shape (s,), optional
+        A second, lower-order embedded formula (DOP853's order-3 one).  The error
+        estimate then combines both, :math:`\|e\|^2 / \sqrt{\|e\|^2 + 0.01\,\|e_2\|^2}`
+        (see :func:`odecourse.adaptive.error_norm`), and ``error_order`` is the
+        order that this combined estimate behaves like (7 for DOP853).
+    A_extra : array_like, shape (m, s + m), optional
+        Stages used only by the dense output (DOP853's three): extra stage
+        :math:`i` combines the :math:`s` stages of the step and the extra stages
+        before it.  ``P`` then has :math:`s + m` rows.
+    c_extra : array_like, shape (m,), optional
+        Nodes of the extra stages (required with ``A_extra``).
+    error_weights : array_like, shape (s,), optional
+        The error weights :math:`b - \hat b` as published, for a method given by
+        them (DOP853's order-5 estimate): used instead of the rounded difference
+        ``b - b_hat``, with which they must agree.
 
     Notes
     -----
@@ -94,7 +109,8 @@ class ButcherTableau:
         y_{n+1} = y_n + h \sum_i b_i k_i .
 
     Construction checks shapes, :math:`\sum_j a_{ij} = c_i`, :math:`\sum_i b_i = 1`,
-    :math:`\sum_i \hat b_i = 1` and :math:`P\mathbf{1} = b`, and raises ``ValueError``
+    :math:`\sum_i \hat b_i = 1` and :math:`P\mathbf{1} = b` (extra stages: weight 0,
+    rows of ``A_extra`` summing to ``c_extra``), and raises ``ValueError``
     naming the failed condition.  Arrays are stored read-only.
 
     Taught in Chapter 2.
@@ -109,6 +125,10 @@ class ButcherTableau:
     error_order: int | None = None
     P: np.ndarray | None = None
     dense_order: int | None = None
+    b_hat2: np.ndarray | None = None
+    A_extra: np.ndarray | None = None
+    c_extra: np.ndarray | None = None
+    error_weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         A = _read_only("A", self.A, 2)
@@ -116,21 +136,68 @@ class ButcherTableau:
         if A.shape != (s, s) or s == 0:
             raise ValueError(f"`A` must be a non-empty square matrix; got shape {A.shape}.")
         arrays = {"A": A}
-        for key in ("b", "c", "b_hat"):
+        for key in ("b", "c", "b_hat", "b_hat2", "error_weights"):
             value = getattr(self, key)
-            if value is None and key != "b_hat":
+            if value is None and key in ("b", "c"):
                 raise TypeError(f"`{key}` is required: an array of shape ({s},); got None.")
             if value is not None:
                 arrays[key] = _read_only(key, value, 1)
                 if arrays[key].shape != (s,):
                     raise ValueError(f"`{key}` must have shape ({s},); got {arrays[key].shape}.")
+        arrays.update(self._extra_stages(s))
+        rows = s + (len(arrays["c_extra"]) if "c_extra" in arrays else 0)
         if self.P is not None:
             arrays["P"] = _read_only("P", self.P, 2)
-            if arrays["P"].shape[0] != s:
-                raise ValueError(f"`P` must have {s} rows; got shape {arrays['P'].shape}.")
+            if arrays["P"].shape[0] != rows:
+                raise ValueError(f"`P` must have {rows} rows; got shape {arrays['P'].shape}.")
         for key, array in arrays.items():
             object.__setattr__(self, key, array)
         self._check_consistency()
+        self._check_extensions()
+
+    def _extra_stages(self, s: int) -> dict[str, np.ndarray]:
+        """Read ``A_extra`` and ``c_extra`` (dense-output stages), checking their shapes."""
+        if (self.A_extra is None) != (self.c_extra is None):
+            raise ValueError(f"{self.name}: give `A_extra` and `c_extra` together.")
+        if self.A_extra is None:
+            return {}
+        A_extra = _read_only("A_extra", self.A_extra, 2)
+        c_extra = _read_only("c_extra", self.c_extra, 1)
+        m = c_extra.shape[0]
+        if m == 0 or A_extra.shape != (m, s + m):
+            raise ValueError(
+                f"`A_extra` must have shape (m, {s} + m) with m = len(c_extra) >= 1; "
+                f"got shapes {A_extra.shape} and {c_extra.shape}."
+            )
+        return {"A_extra": A_extra, "c_extra": c_extra}
+
+    def _check_extensions(self) -> None:
+        """Check the published error weights, the second embedded formula, the extra stages."""
+        if self.error_weights is not None and (
+            self.b_hat is None
+            or not np.allclose(self.b - self.b_hat, self.error_weights, rtol=0, atol=_TOL)
+        ):
+            raise ValueError(f"{self.name}: `error_weights` must equal `b - b_hat`.")
+        if self.b_hat2 is not None:
+            if self.b_hat is None:
+                raise ValueError(f"{self.name}: `b_hat2` needs `b_hat` and `error_order`.")
+            if abs(self.b_hat2.sum() - 1) > _TOL:
+                raise ValueError(
+                    f"{self.name}: the embedded weights `b_hat2` must sum to one; "
+                    f"got {self.b_hat2.sum()}."
+                )
+        if self.A_extra is None:
+            return
+        s = self.stages
+        if self.P is None:
+            raise ValueError(f"{self.name}: the extra stages `A_extra` need `P`.")
+        if any(np.any(row[s + i :] != 0) for i, row in enumerate(self.A_extra)):
+            raise ValueError(f"{self.name}: extra stage i may only use the extra stages before it.")
+        if not np.allclose(self.A_extra.sum(axis=1), self.c_extra, rtol=0, atol=_TOL):
+            raise ValueError(
+                f"{self.name}: the row sums of `A_extra` must equal `c_extra`; got row sums "
+                f"{self.A_extra.sum(axis=1)} and c_extra = {self.c_extra}."
+            )
 
     def _check_consistency(self) -> None:
         if not _is_int(self.order) or self.order < 1:
@@ -161,7 +228,8 @@ class ButcherTableau:
             raise ValueError(
                 f"{self.name}: `dense_order` must be a positive integer; got {self.dense_order!r}."
             )
-        if self.P is not None and not np.allclose(self.P.sum(axis=1), self.b, rtol=0, atol=_TOL):
+        b = self.b if self.c_extra is None else np.pad(self.b, (0, len(self.c_extra)))
+        if self.P is not None and not np.allclose(self.P.sum(axis=1), b, rtol=0, atol=_TOL):
             raise ValueError(
                 f"{self.name}: the dense output at theta = 1 must equal `b`; got row sums of "
                 f"`P` {self.P.sum(axis=1)}."
@@ -198,9 +266,21 @@ class ButcherTableau:
         return tuple(tuple((j, float(a)) for j, a in enumerate(row) if a != 0) for row in self.A)
 
     @cached_property
+    def _extra_rows(self) -> tuple[tuple[tuple[int, float], ...], ...]:
+        """Non-zero entries of each row of ``A_extra`` as ``(j, a_ij)`` pairs (empty if none)."""
+        return () if self.A_extra is None else tuple(_nonzero(row) for row in self.A_extra)
+
+    @cached_property
+    def _error2_weights(self) -> tuple[tuple[int, float], ...]:
+        """Non-zero entries of ``b - b_hat2`` (empty without a second embedded formula)."""
+        return () if self.b_hat2 is None else _nonzero(self.b - self.b_hat2)
+
+    @cached_property
     def _weights(self) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int, float], ...]]:
         """Non-zero entries of ``b`` and of ``b - b_hat`` as ``(i, w_i)`` pairs."""
         error = () if self.b_hat is None else _nonzero(self.b - self.b_hat)
+        if self.error_weights is not None:
+            error = _nonzero(self.error_weights)
         return _nonzero(self.b), error
 
     def __repr__(self) -> str:
@@ -241,11 +321,15 @@ class RKStep:
         The stage derivatives :math:`k_1, \\dots, k_s`.
     error : array or None
         Embedded error estimate :math:`h \\sum_i (b_i - \\hat b_i) k_i`, or None.
+    error2 : array or None
+        Second estimate :math:`h \\sum_i (b_i - \\hat b^{(2)}_i) k_i` when the tableau has
+        ``b_hat2`` (DOP853), else None.
     """
 
     y: Any
     k: tuple[Any, ...]
     error: Any | None
+    error2: Any | None = None
 
 
 def rk_step(
@@ -310,7 +394,8 @@ def rk_step(
     # For an FSAL tableau the last stage was evaluated at y_{n+1} itself.
     y_new = stage_y if tableau.fsal else _combine(y, h, weights, k)
     error = _combine(0.0, h, error_weights, k) if tableau.adaptive else None
-    return RKStep(y=y_new, k=tuple(k), error=error)
+    error2 = None if tableau.b_hat2 is None else _combine(0.0, h, tableau._error2_weights, k)
+    return RKStep(y=y_new, k=tuple(k), error=error, error2=error2)
 
 
 # --------------------------------------------------------------------------- the registry

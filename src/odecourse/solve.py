@@ -36,12 +36,14 @@ Taught in Chapter 2 (fixed steps) and Chapter 3 (adaptive steps, comparison with
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from odecourse._loop import IntegrationResult
 from odecourse._validation import (
     check_callable,
     check_finite_array,
@@ -50,8 +52,12 @@ from odecourse._validation import (
     check_t_eval,
     check_t_span,
     checked_rhs,
+    floor_rtol,
 )
-from odecourse.adaptive import IntegrationResult, integrate_adaptive
+from odecourse.adaptive import integrate_adaptive
+from odecourse.bdf import integrate_bdf
+from odecourse.dop853 import DOP853
+from odecourse.events import prepare_events
 from odecourse.fixed_step import integrate_fixed
 from odecourse.implicit import implicit_stepper
 from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau
@@ -169,6 +175,9 @@ for _name, _tableau in TABLEAUS.items():
     METHODS[_name] = _tableau_spec(_tableau)
 for _alias, _name in ALIASES.items():
     METHODS[_alias] = _tableau_spec(TABLEAUS[_name], _alias)
+METHODS["dop853"] = _tableau_spec(DOP853)
+METHODS["DOP853"] = _tableau_spec(DOP853, "DOP853")
+METHODS["BDF"] = MethodSpec("BDF", integrate_bdf, False, ("jac",))
 
 
 def _resolve_method(method: Any) -> MethodSpec:
@@ -192,17 +201,22 @@ class OdeSolution:
     ----------
     interpolants : list of callables
         One per step, in order of integration, each with ``t_old`` and ``t_new``.
+    breakpoints : sequence of float, optional
+        The step ends, one more than ``interpolants``; default each step's ``t_old`` and
+        ``t_new``.  After a terminal event the last one is the event time.
 
     Calling with a scalar ``t`` returns shape (n,); with an array of shape (m,)
     returns shape (n, m).  Outside the interval the nearest step's polynomial
     is extrapolated.  Taught in Chapter 3.
     """
 
-    def __init__(self, interpolants: list[Any]) -> None:
+    def __init__(self, interpolants: list[Any], breakpoints: Any = None) -> None:
         if not interpolants:
             raise ValueError("OdeSolution needs at least one step.")
         self.interpolants = list(interpolants)
-        self.ts = np.array([interpolants[0].t_old] + [p.t_new for p in interpolants])
+        if breakpoints is None:
+            breakpoints = [interpolants[0].t_old] + [p.t_new for p in interpolants]
+        self.ts = np.array(breakpoints, dtype=float)
         order = slice(None) if self.ts[-1] > self.ts[0] else slice(None, None, -1)
         # Breakpoints and segments sorted by increasing time, for either direction.
         self._breaks = self.ts[order]
@@ -232,10 +246,15 @@ class OdeResult:
         Solution values at ``t``.
     sol : OdeSolution or None
         Continuous solution if ``dense_output=True``.
+    t_events : list of ndarray or None
+        For each event, the times at which it occurred; None without events.
+    y_events : list of ndarray or None
+        For each event, the states (shape (k, n)) at those times; None without events.
     nfev, njev, nlu : int
         Evaluations of ``fun``, of the Jacobian, and LU factorisations.
     status : int
-        0: reached the end of ``t_span``; -1: the integration failed.
+        0: reached the end of ``t_span``; 1: a terminal event occurred; -1: the
+        integration failed.
     message : str
         Reason for the status.
     success : bool
@@ -247,6 +266,8 @@ class OdeResult:
     t: np.ndarray
     y: np.ndarray
     sol: OdeSolution | None
+    t_events: list[np.ndarray] | None
+    y_events: list[np.ndarray] | None
     nfev: int
     njev: int
     nlu: int
@@ -266,13 +287,49 @@ class OdeResult:
         return [f.name for f in fields(self)]
 
 
-def _check_atol(atol: Any, n: int) -> float | np.ndarray:
-    if np.ndim(atol) == 0:
-        return check_positive("atol", atol)
-    atol = check_finite_array("atol", atol, ndim=1)
-    if atol.shape != (n,) or np.any(atol <= 0):
-        raise ValueError(f"`atol` must be positive, a scalar or of shape ({n},); got {atol}.")
-    return atol
+def _check_tolerance(name: str, value: Any, n: int) -> float | np.ndarray:
+    """A non-negative scalar, or an array of shape (n,), as SciPy accepts."""
+    if np.ndim(value) == 0:
+        return check_positive(name, value, allow_zero=True)
+    array = check_finite_array(name, value, ndim=1)
+    if array.shape != (n,) or np.any(array < 0):
+        raise ValueError(
+            f"`{name}` must be non-negative, a scalar or of shape ({n},); got {array}."
+        )
+    return array
+
+
+#: Options SciPy's solve_ivp knows that a method may not use; they are ignored with a warning.
+SCIPY_OPTIONS = ("jac", "jac_sparsity", "lband", "uband", "min_step")
+
+
+def _inert_options(spec: MethodSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """Drop SciPy's options that ``spec`` does not use, warning as SciPy does."""
+    inert = [name for name in SCIPY_OPTIONS if name in options and name not in spec.options]
+    if inert:
+        listed = ", ".join(f"`{name}`" for name in inert)
+        warnings.warn(
+            f"The following arguments have no effect for method {spec.name!r}: {listed}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return {k: v for k, v in options.items() if k not in inert}
+
+
+def _with_args(args: Any, fun: Callable, options: dict[str, Any], events: Any) -> tuple:
+    """Bind ``args`` to ``fun``, a callable ``jac`` and the events, as SciPy does."""
+    if args is None:
+        return fun, options, events
+    if not isinstance(args, tuple):
+        raise TypeError(
+            f"`args` must be a tuple of extra arguments for `fun`; got {type(args).__name__} "
+            f"{args!r:.60} (for a single argument write `args=(value,)`)."
+        )
+    bound = dict(options)
+    if callable(options.get("jac")):
+        jac = options["jac"]
+        bound["jac"] = lambda t, y: jac(t, y, *args)
+    return (lambda t, y: fun(t, y, *args)), bound, events
 
 
 def _settings(
@@ -295,8 +352,10 @@ def _settings(
     settings = dict(options)
     if "max_steps" in settings:
         settings["max_steps"] = check_int("max_steps", settings["max_steps"], minimum=1)
-    if "jac" in settings and settings["jac"] is not None:
-        check_callable("jac", settings["jac"])
+    jac = settings.get("jac")
+    if jac is not None and not callable(jac):
+        matrix = check_finite_array("jac", jac, ndim=2)
+        settings["jac"] = (lambda t, y: matrix) if spec.fixed_step else matrix
     if not spec.fixed_step:
         return {**tolerances, **settings}
     if "h" not in settings:
@@ -308,13 +367,17 @@ def _settings(
 
 
 def solve_ivp(
-    fun: Callable[[float, np.ndarray], Any],
+    fun: Callable[..., Any],
     t_span: tuple[float, float],
     y0: Any,
     method: str | ButcherTableau = "RK45",
     t_eval: Any = None,
     dense_output: bool = False,
-    rtol: float = 1e-3,
+    events: Any = None,
+    vectorized: bool = False,
+    args: tuple | None = None,
+    *,
+    rtol: Any = 1e-3,
     atol: Any = 1e-6,
     first_step: float | None = None,
     max_step: float = math.inf,
@@ -325,48 +388,64 @@ def solve_ivp(
     Parameters
     ----------
     fun : callable
-        ``fun(t, y)`` with ``t`` a float and ``y`` of shape (n,); returns shape (n,).
+        ``fun(t, y)`` (or ``fun(t, y, *args)``) with ``t`` a float and ``y`` of shape
+        (n,); returns shape (n,).
     t_span : (float, float)
         Interval ``(t0, t1)``; ``t1 < t0`` integrates backwards.
     y0 : array_like, shape (n,)
         Initial state.
     method : str or ButcherTableau
-        SciPy's ``"RK45"``/``"RK23"``, any name of :data:`METHODS` (``"dopri5"``,
-        ``"bosh3"``, ``"rk4"``, ``"euler"``, ``"backward_euler"``, ...), or a tableau.
-        Tableaus with an embedded pair are adaptive; the others take ``h``.
+        SciPy's ``"RK45"``, ``"RK23"``, ``"DOP853"``, ``"Radau"`` and ``"BDF"`` (when
+        registered), any name of :data:`METHODS` (``"dopri5"``, ``"bosh3"``, ``"rk4"``,
+        ``"euler"``, ``"backward_euler"``, ``"AB4"``, ...), or a tableau.  Tableaus with
+        an embedded pair are adaptive; the others take ``h``.
     t_eval : array_like, optional
         Output times inside ``t_span``, sorted in the direction of integration;
         filled by dense output.  Default: every step.
     dense_output : bool
         Also return ``sol``, a callable continuous solution.
-    rtol, atol : float (atol may have shape (n,))
-        Positive tolerances of adaptive methods (ignored by fixed-step ones).
+    events : callable or sequence of callables, optional
+        Functions ``g(t, y)`` whose zeros are located on the dense output, with SciPy's
+        optional attributes ``terminal`` (bool, or the occurrence that stops the
+        integration) and ``direction`` (see :mod:`odecourse.events`).
+    vectorized : bool
+        Accepted for SciPy compatibility; ``fun`` is always called with one state.
+    args : tuple, optional
+        Extra arguments passed to ``fun``, to a callable ``jac`` and to the events.
+    rtol, atol : float or array of shape (n,)
+        Non-negative tolerances of adaptive methods (ignored by fixed-step ones).  An
+        ``rtol`` below ``100 * eps`` is raised to that floor with a warning, as in SciPy.
     first_step, max_step : float
         Initial and largest step size of adaptive methods.
     **options
         ``h`` (required for fixed-step methods, rejected by adaptive ones),
-        ``max_steps`` (default 100000 adaptive, 1000000 fixed), and for
-        implicit methods ``jac(t, y)``, ``newton_tol``, ``newton_max_iter``.
+        ``max_steps`` (default 100000 adaptive, 1000000 fixed), and for implicit methods
+        ``jac`` (a callable ``jac(t, y)`` or a constant matrix), plus the options a method
+        declares (``newton_tol``, ``starter``, ...).  SciPy's ``jac``, ``jac_sparsity``,
+        ``lband``, ``uband`` and ``min_step`` are ignored with a warning by methods that
+        do not use them.
 
     Returns
     -------
     OdeResult
-        ``t`` (n_points,), ``y`` (n, n_points), ``sol``, ``nfev``, ``njev``, ``nlu``,
-        ``status``, ``message``, ``success``, ``n_steps``, ``n_rejected``.
+        ``t`` (n_points,), ``y`` (n, n_points), ``sol``, ``t_events``, ``y_events``,
+        ``nfev``, ``njev``, ``nlu``, ``status``, ``message``, ``success``, ``n_steps``,
+        ``n_rejected``.
 
     Raises
     ------
     TypeError, ValueError
         For invalid arguments (each message names the argument).
-    odecourse.implicit.NewtonConvergenceError
-        If an implicit step fails to converge.
 
     Notes
     -----
-    Adaptive methods accept a step when the scaled RMS norm of the embedded
+    Explicit adaptive methods accept a step when the scaled RMS norm of the embedded
     error estimate is below one and then set
     :math:`h_{\mathrm{new}} = h \min(10, \max(0.2, 0.9\,\|e\|^{-1/(\hat p+1)}))`,
-    as SciPy does, so ``nfev`` is comparable.  Taught in Chapters 2 and 3.
+    as SciPy does, so ``nfev`` is comparable.  A failure (step size underflow, too many
+    steps, a non-finite state, Newton failing at the smallest step) is reported as
+    ``status = -1`` with a message naming the time, never as success.  Taught in
+    Chapters 2 and 3.
 
     References
     ----------
@@ -376,14 +455,18 @@ def solve_ivp(
     t_span = check_t_span("t_span", t_span)
     y0 = check_finite_array("y0", y0, ndim=1)
     spec = _resolve_method(method)
+    fun, options, events = _with_args(args, fun, _inert_options(spec, options), events)
     tolerances = {
-        "rtol": check_positive("rtol", rtol),
-        "atol": _check_atol(atol, y0.size),
+        "rtol": floor_rtol(_check_tolerance("rtol", rtol, y0.size)),
+        "atol": _check_tolerance("atol", atol, y0.size),
         "first_step": None if first_step is None else check_positive("first_step", first_step),
         "max_step": check_positive("max_step", max_step, allow_inf=True),
     }
     settings = _settings(spec, tolerances, options)
     t_eval = check_t_eval("t_eval", t_eval, t_span)
+    prepared = prepare_events(events, args)
+    if prepared is not None:
+        settings["events"] = prepared
     result = spec.solver(
         checked_rhs("fun", fun, y0.size), t_span, y0,
         t_eval=t_eval, dense_output=bool(dense_output), **settings,
@@ -393,11 +476,13 @@ def solve_ivp(
 
 def _to_ode_result(result: IntegrationResult, n: int) -> OdeResult:
     y = np.stack(result.y, axis=1) if result.y else np.empty((n, 0))
-    sol = OdeSolution(result.interpolants) if result.interpolants else None
+    sol = OdeSolution(result.interpolants, result.breakpoints) if result.interpolants else None
     return OdeResult(
         t=np.array(result.t, dtype=float),
         y=y,
         sol=sol,
+        t_events=result.t_events,
+        y_events=result.y_events,
         nfev=result.nfev,
         njev=result.njev,
         nlu=result.nlu,
