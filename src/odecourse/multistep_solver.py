@@ -21,8 +21,12 @@ one of two ways, chosen by ``corrector``:
     and the order of the corrector.  Like explicit methods, this path only adds and scales
     states, so it also runs on torch tensors.
 
-The first values :math:`y_1, \dots, y_{m-1}` come from a one-step method (``starter``, a
-parameter), taking the same step :math:`h`.
+The first values :math:`y_1, \dots, y_{m-1}` come from a starter (a parameter) on the same
+grid.  An implicit method is meant for stiff problems, where an explicit starter taking the
+full step :math:`h` is unstable and returns garbage that the method then carries along, so by
+default it starts with :data:`STIFF_STARTER`: the adaptive BDF solver of
+:mod:`odecourse.bdf` at a tight tolerance across each starting step, which is stable and
+accurate whatever :math:`h\lambda` is.  Explicit and PECE methods start with Dormand-Prince.
 
 The step is a :data:`~odecourse.fixed_step.FixedStep` with its own history, so the fixed-step
 driver :func:`~odecourse.fixed_step.integrate_fixed` does the bookkeeping (output times, cubic
@@ -53,17 +57,28 @@ from ._validation import (
     check_t_eval,
     check_t_span,
 )
+from .bdf import integrate_bdf
 from .dense_output import HermiteInterpolant
 from .fixed_step import StepOutcome, integrate_fixed
+from .implicit import implicit_rk_step
 from .multistep import LinearMultistepMethod, adams_bashforth, get_multistep_method
-from .newton import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
+from .newton import (
+    NewtonConvergenceError,
+    NewtonStats,
+    finite_difference_jacobian,
+    simplified_newton,
+)
 from .runge_kutta import ButcherTableau, get_tableau, rk_step
 from .solve import register_method
 
-__all__ = ["CORRECTORS", "MultistepStepper", "multistep_solve"]
+__all__ = ["CORRECTORS", "STIFF_STARTER", "MultistepStepper", "multistep_solve"]
 
 CORRECTORS = ("newton", "pece")
-NEWTON_TOL = 1e-10  #: on the RMS size of the Newton update, relative to 1 + |y|
+#: The starter name for a stable adaptive start (integrate_bdf at START_RTOL, START_ATOL).
+STIFF_STARTER = "BDF"
+START_RTOL = 1e-13  #: relative tolerance of the stiff starter
+START_ATOL = 1e-15  #: absolute tolerance of the stiff starter
+NEWTON_TOL = 1e-10  #: on the estimated Newton error, RMS relative to 1 + |y|
 NEWTON_MAX_ITER = 20
 
 
@@ -91,7 +106,10 @@ class MultistepStepper:
     corrector : {"newton", "pece"}
         How an implicit method is solved (ignored for explicit ones).
     starter : str or ButcherTableau, optional
-        An explicit one-step method for the starting values (default ``"dopri5"``).
+        How the starting values are made: a Runge-Kutta tableau or its name (one step of
+        size ``h``; an implicit tableau is solved by Newton), or :data:`STIFF_STARTER`
+        (``"BDF"``, the adaptive BDF solver at a tight tolerance).  Default ``"BDF"`` for an
+        implicit method solved by Newton, ``"dopri5"`` otherwise.
     jac : callable, optional
         ``jac(t, y)``, the (n, n) Jacobian of ``f``; finite differences otherwise.
     """
@@ -103,9 +121,11 @@ class MultistepStepper:
             )
         self.method = method
         self.corrector = check_choice("corrector", corrector, CORRECTORS)
-        self.starter = _check_starter("dopri5" if starter is None else starter)
-        self.jac = None if jac is None else check_callable("jac", jac)
         implicit = not method.explicit
+        if starter is None:
+            starter = STIFF_STARTER if implicit and self.corrector == "newton" else "dopri5"
+        self.starter = _check_starter(starter)
+        self.jac = None if jac is None else check_callable("jac", jac)
         self.predictor = adams_bashforth(max(method.computed_order(), 1)) if implicit else None
         self.history = max(method.steps, self.predictor.steps if implicit else 0)
         self.ys: list = []
@@ -116,12 +136,25 @@ class MultistepStepper:
         self.ys = [*self.ys[-(self.history - 1) :], y] if self.history > 1 else [y]
         self.fs = [*self.fs[-(self.history - 1) :], f_t] if self.history > 1 else [f_t]
         if len(self.ys) < self.history:
-            step = rk_step(f, t, y, h, self.starter, k0=f_t)
-            y_new = step.y
-            f_new = step.k[-1] if self.starter.fsal else f(t + h, y_new)
+            y_new, f_new = self._start(f, t, y, f_t, h)
         else:
             y_new, f_new = self._multistep(f, t + h, h)
         return StepOutcome(y_new, f_new, HermiteInterpolant(t, t + h, y, y_new, f_t, f_new))
+
+    def _start(self, f, t: float, y: Any, f_t: Any, h: float) -> tuple[Any, Any]:
+        """One starting step of size ``h`` with the starter."""
+        if self.starter == STIFF_STARTER:
+            start = integrate_bdf(f, (t, t + h), y, rtol=START_RTOL, atol=START_ATOL, jac=self.jac)
+            self.stats.njev += start.njev
+            self.stats.nlu += start.nlu
+            if not start.success:
+                raise NewtonConvergenceError(f"The starting values failed: {start.message}")
+            return start.y[-1], f(t + h, start.y[-1])
+        if not self.starter.explicit:
+            y_new = implicit_rk_step(f, t, y, h, self.starter, self.jac, f_t=f_t, stats=self.stats)
+            return y_new, f(t + h, y_new)
+        step = rk_step(f, t, y, h, self.starter, k0=f_t)
+        return step.y, step.k[-1] if self.starter.fsal else f(t + h, step.y)
 
     def _multistep(self, f, t_new: float, h: float) -> tuple[Any, Any]:
         k = self.method.steps
@@ -158,34 +191,39 @@ class MultistepStepper:
             raise NewtonConvergenceError(f"the Jacobian is not finite at t = {t:.6g}.")
         lu = scipy.linalg.lu_factor(matrix)
         self.stats.nlu += 1
-        for _ in range(NEWTON_MAX_ITER):
-            self.stats.n_iter += 1
-            residual = y - h_beta * f(t, y) - rhs
-            if not np.all(np.isfinite(residual)):
-                break
-            delta = scipy.linalg.lu_solve(lu, residual)
-            y = y - delta
-            if np.sqrt(np.mean((delta / (1.0 + np.abs(y))) ** 2)) < NEWTON_TOL:
-                return y
+        result = simplified_newton(
+            lambda x: x - h_beta * f(t, x) - rhs,
+            lambda g: -scipy.linalg.lu_solve(lu, g),
+            y,
+            1.0 + np.abs(y),
+            tol=NEWTON_TOL,
+            max_iter=NEWTON_MAX_ITER,
+            stats=self.stats,
+        )
+        if result.converged:
+            return result.x
         raise NewtonConvergenceError(
-            f"Newton's method did not converge in {NEWTON_MAX_ITER} iterations at t = {t:.6g}; "
-            "try a smaller step `h` or pass the exact Jacobian `jac`."
+            f"Newton's method {result.reason} at t = {t:.6g}; try a smaller step `h` or pass "
+            "the exact Jacobian `jac`."
         )
 
 
-def _check_starter(starter: Any) -> ButcherTableau:
-    """Return the starter as an explicit tableau (a name is looked up)."""
+def _check_starter(starter: Any) -> ButcherTableau | str:
+    """Return the starter: :data:`STIFF_STARTER`, or a tableau (a name is looked up)."""
+    if starter == STIFF_STARTER:
+        return STIFF_STARTER
     if isinstance(starter, str):
         try:
             starter = get_tableau(starter)
         except ValueError as exc:
-            raise ValueError(f"`starter` names no Runge-Kutta method: {exc}") from None
+            raise ValueError(
+                f"`starter` must be {STIFF_STARTER!r} or name a Runge-Kutta method: {exc}"
+            ) from None
     if not isinstance(starter, ButcherTableau):
         raise TypeError(
-            f"`starter` must be a ButcherTableau or its name; got {type(starter).__name__}."
+            f"`starter` must be {STIFF_STARTER!r}, a ButcherTableau or its name; "
+            f"got {type(starter).__name__}."
         )
-    if not starter.explicit:
-        raise ValueError(f"`starter` must name an explicit Runge-Kutta method; got {starter!r}.")
     return starter
 
 
@@ -203,7 +241,7 @@ def multistep_solve(
     method: LinearMultistepMethod,
     *,
     corrector: str = "newton",
-    starter: str | ButcherTableau = "dopri5",
+    starter: str | ButcherTableau | None = None,
     jac: Callable[[float, Any], Any] | None = None,
     t_eval: Any = None,
     dense_output: bool = False,
@@ -227,9 +265,10 @@ def multistep_solve(
         The coefficients, e.g. ``odecourse.multistep.get_multistep_method("AB4")``.
     corrector : {"newton", "pece"}
         How an implicit method is solved (ignored for explicit methods).
-    starter : str or ButcherTableau
-        The explicit one-step method that computes the starting values (default
-        Dormand-Prince, order 5, taken with the same fixed step ``h``).
+    starter : str or ButcherTableau, optional
+        How the starting values are computed (see :class:`MultistepStepper`): by default
+        the adaptive BDF solver at a tight tolerance for implicit methods solved by Newton
+        (stable on stiff problems), Dormand-Prince with step ``h`` otherwise.
     jac : callable, optional
         ``jac(t, y)``, the Jacobian :math:`\partial f/\partial y`, for ``"newton"``.
     t_eval, dense_output, max_steps
@@ -274,7 +313,7 @@ def multistep_solve(
 
 
 def _register(name: str, method: LinearMultistepMethod, corrector: str) -> None:
-    def solver(fun, t_span, y0, *, h, jac=None, starter="dopri5", **settings):
+    def solver(fun, t_span, y0, *, h, jac=None, starter=None, **settings):
         return multistep_solve(
             fun, t_span, y0, h, method, corrector=corrector, starter=starter, jac=jac, **settings
         )
