@@ -3,9 +3,10 @@
 An implicit tableau (backward Euler, implicit midpoint, the trapezoidal rule)
 defines its stages by a nonlinear system.  :func:`implicit_rk_step` writes the
 stages as increments :math:`Z_i = h \\sum_j a_{ij} f(t + c_j h, y + Z_j)` and
-solves that system with Newton's method, using the Jacobian ``jac(t, y)`` if
-given or forward finite differences otherwise, and one LU factorisation
-(:func:`scipy.linalg.lu_factor`) per Newton iteration.  When Newton fails it
+solves that system with the course's one Newton solver
+(:func:`odecourse.newton.simplified_newton`): one Jacobian ``jac(t, y)`` (or forward
+finite differences) and one LU factorisation (:func:`scipy.linalg.lu_factor`) per
+step, and no unknowns for explicit stages.  When Newton fails it
 raises :class:`NewtonConvergenceError` (a ``RuntimeError``) that says at which
 ``t`` and what to try.  :func:`implicit_stepper` wraps the step for the
 fixed-step loop :func:`odecourse.fixed_step.integrate_fixed` and counts
@@ -31,25 +32,17 @@ from scipy.linalg import lu_factor, lu_solve
 from odecourse._validation import check_callable, check_int, check_positive
 from odecourse.dense_output import HermiteInterpolant
 from odecourse.fixed_step import StepOutcome
-from odecourse.newton import NewtonConvergenceError, NewtonStats, finite_difference_jacobian
+from odecourse.newton import (
+    NewtonConvergenceError,
+    NewtonStats,
+    finite_difference_jacobian,
+    simplified_newton,
+)
 from odecourse.runge_kutta import ButcherTableau
 
 __all__ = ["ImplicitStepper", "implicit_rk_step", "implicit_stepper"]
 
 Jacobian = Callable[[float, np.ndarray], np.ndarray]
-
-
-def _newton_matrix(tableau: ButcherTableau, h: float, jacobians: list) -> np.ndarray:
-    """The matrix :math:`I - h\\,[a_{ij} J_j]` of the stage system (block ``(i, j)``)."""
-    s, n = tableau.stages, jacobians[0].shape[0]
-    matrix = np.eye(s * n)
-    for i in range(s):
-        for j in range(s):
-            if tableau.A[i, j] != 0:
-                matrix[i * n : (i + 1) * n, j * n : (j + 1) * n] -= (
-                    h * tableau.A[i, j] * jacobians[j]
-                )
-    return matrix
 
 
 def _fail(t: float, h: float, reason: str) -> NewtonConvergenceError:
@@ -74,17 +67,21 @@ def implicit_rk_step(
 ) -> np.ndarray:
     r"""Take one step of an implicit Runge-Kutta method, solving the stages by Newton.
 
-    With stage increments :math:`Z_i`, solve
+    With stage increments :math:`Z_i = h \sum_j a_{ij} f(t + c_j h, y + Z_j)`, a stage whose
+    row of :math:`A` is zero is explicit (:math:`Z_i = 0`: the first stage of the
+    trapezoidal rule, of Lobatto IIIA, of ESDIRK methods) and costs no unknowns.  The
+    other stages :math:`U` solve
 
     .. math::
-        G(Z) = Z_i - h \sum_j a_{ij} f(t + c_j h,\, y + Z_j) = 0, \qquad
-        \big(I - h\,[a_{ij} J_j]\big)\, \Delta Z = -G(Z), \quad Z \leftarrow Z + \Delta Z,
+        G(Z_U) = Z_U - h\, (A_{U,:} \otimes I)\, F(Z) = 0, \qquad
+        \big(I - h\, A_{U,U} \otimes J\big)\, \Delta Z_U = -G(Z_U),
 
-    with :math:`J_j = \partial f/\partial y` at stage :math:`j`, until
-    :math:`\|G\|_\infty \le \mathrm{tol}\,(1 + \|y\|_\infty)`.  Then
-    :math:`y_{n+1} = y + Z_s` for a stiffly accurate tableau (:math:`b^T = e_s^T A`),
-    :math:`y_{n+1} = y + b^T A^{-1} Z` if :math:`A` is invertible, else
-    :math:`y_{n+1} = y + h \sum_i b_i f(t + c_i h, y + Z_i)`.
+    by simplified Newton (:func:`odecourse.newton.simplified_newton`) with one Jacobian
+    :math:`J = \partial f/\partial y (t, y)` and one LU factorisation per step.  So the
+    trapezoidal rule solves one :math:`n`-dimensional system per step, not a
+    :math:`2n`-dimensional one.  Then :math:`y_{n+1} = y + Z_s` for a stiffly accurate
+    tableau (:math:`b^T = e_s^T A`), :math:`y_{n+1} = y + b^T A^{-1} Z` if :math:`A` is
+    invertible, else :math:`y_{n+1} = y + h \sum_i b_i f(t + c_i h, y + Z_i)`.
 
     Parameters
     ----------
@@ -99,9 +96,10 @@ def implicit_rk_step(
     jac : callable, optional
         ``jac(t, y)`` returning the (n, n) Jacobian; forward differences otherwise.
     f_t : ndarray, optional
-        ``f(t, y)``, used for the explicit Euler predictor :math:`Z_i = c_i h f(t, y)`.
+        ``f(t, y)``, used for explicit stages and the predictor :math:`Z_i = c_i h f(t, y)`.
     tol, max_iter : float, int
-        Newton tolerance and iteration limit.
+        Newton tolerance (on the estimated error of the stage increments, in the RMS norm
+        relative to :math:`1 + |y|`) and iteration limit.
     stats : NewtonStats, optional
         Counters updated in place.
 
@@ -120,60 +118,74 @@ def implicit_rk_step(
     tol, max_iter = _check_newton_settings(tol, max_iter)
     stats = NewtonStats() if stats is None else stats
     f_t = f(t, y) if f_t is None else f_t
+    s, n = tableau.stages, y.size
+    unknown = [i for i in range(s) if np.any(tableau.A[i])]
     nodes = [t + float(c) * h for c in tableau.c]
-    Z = h * np.outer(tableau.c, f_t)
-    limit = tol * (1.0 + np.max(np.abs(y), initial=0.0))
-    for iteration in range(max_iter + 1):
-        F = np.array([f(nodes[j], y + Z[j]) for j in range(tableau.stages)])
-        G = Z - h * tableau.A @ F
-        residual = np.max(np.abs(G), initial=0.0)
-        if not np.isfinite(residual):
-            raise _fail(t, h, "produced non-finite values")
-        if residual <= limit:
-            return _new_state(tableau, y, h, Z, F)
-        if iteration == max_iter:
-            break
-        jacobians = _stage_jacobians(f, jac, nodes, y, Z, F, tableau, stats)
-        lu = lu_factor(_newton_matrix(tableau, h, jacobians))
+
+    def stage_values(Z_U: np.ndarray) -> np.ndarray:
+        F = np.tile(f_t, (s, 1))
+        for row, i in enumerate(unknown):
+            F[i] = f(nodes[i], y + Z_U[row])
+        return F
+
+    def residual(Z_U: np.ndarray) -> np.ndarray:
+        return Z_U - h * tableau.A[unknown] @ stage_values(Z_U)
+
+    Z_U = h * np.outer(tableau.c[unknown], f_t)
+    if unknown:
+        lu = lu_factor(
+            _newton_matrix(
+                tableau.A[np.ix_(unknown, unknown)], h, _jacobian(f, jac, t, y, f_t, stats)
+            )
+        )
         stats.nlu += 1
-        stats.n_iter += 1
-        Z = Z + lu_solve(lu, -G.ravel()).reshape(Z.shape)
-    raise _fail(t, h, f"did not converge in {max_iter} iterations")
+        result = simplified_newton(
+            residual, lambda g: -lu_solve(lu, g.ravel()).reshape(g.shape), Z_U,
+            1.0 + np.abs(y), tol=tol, max_iter=max(max_iter, 1), stats=stats,
+        )  # fmt: skip
+        if not result.converged:
+            raise _fail(t, h, result.reason)
+        Z_U = result.x
+    Z = np.zeros((s, n))
+    Z[unknown] = Z_U
+    return _new_state(tableau, y, h, Z, lambda: stage_values(Z_U))
 
 
 def _check_newton_settings(tol: float, max_iter: int) -> tuple[float, int]:
-    """Validate the Newton tolerance and iteration limit (``max_iter = 0``: predictor only)."""
+    """Validate the Newton tolerance and iteration limit."""
     return check_positive("tol", tol), check_int("max_iter", max_iter, minimum=0)
 
 
-def _stage_jacobians(f, jac, nodes, y, Z, F, tableau, stats) -> list:
-    """Jacobians at the stages that the Newton update needs (zeros elsewhere).
+def _jacobian(f, jac, t: float, y: np.ndarray, f_t: np.ndarray, stats: NewtonStats) -> np.ndarray:
+    r""":math:`\partial f/\partial y` at the start of the step: given, or by differences."""
+    stats.njev += 1
+    if jac is None:
+        return finite_difference_jacobian(f, t, y, f_t)
+    matrix = np.asarray(jac(t, y), dtype=float)
+    if matrix.shape != (y.size, y.size):
+        raise ValueError(
+            f"`jac(t, y)` must return an array of shape ({y.size}, {y.size}); "
+            f"got shape {matrix.shape}."
+        )
+    return matrix
 
-    Stage ``j`` needs none if no equation uses it (column ``j`` of ``A`` is zero) or if
-    it is explicit and first (row ``j`` is zero, so ``Z_j = 0`` never changes).
+
+def _newton_matrix(A_UU: np.ndarray, h: float, jacobian: np.ndarray) -> np.ndarray:
+    r"""The matrix :math:`I - h\, A_{UU} \otimes J` of the simplified Newton iteration."""
+    return np.eye(A_UU.shape[0] * jacobian.shape[0]) - h * np.kron(A_UU, jacobian)
+
+
+def _new_state(tableau: ButcherTableau, y, h, Z, stage_values) -> np.ndarray:
+    """Assemble :math:`y_{n+1}` from converged stages (see :func:`implicit_rk_step`).
+
+    ``stage_values()`` evaluates :math:`f` at the stages; only the last formula needs it.
     """
-    n = y.size
-    jacobians = []
-    for j in range(tableau.stages):
-        if not np.any(tableau.A[:, j]) or not np.any(tableau.A[j]):
-            jacobians.append(np.zeros((n, n)))
-            continue
-        stats.njev += 1
-        if jac is None:
-            jacobians.append(finite_difference_jacobian(f, nodes[j], y + Z[j], F[j]))
-        else:
-            jacobians.append(np.asarray(jac(nodes[j], y + Z[j]), dtype=float).reshape(n, n))
-    return jacobians
-
-
-def _new_state(tableau: ButcherTableau, y, h, Z, F) -> np.ndarray:
-    """Assemble :math:`y_{n+1}` from converged stages (see :func:`implicit_rk_step`)."""
     if np.array_equal(tableau.A[-1], tableau.b):
         return y + Z[-1]
     if abs(np.linalg.det(tableau.A)) > 1e-12:
         d = np.linalg.solve(tableau.A.T, tableau.b)
         return y + d @ Z
-    return y + h * tableau.b @ F
+    return y + h * tableau.b @ stage_values()
 
 
 class ImplicitStepper:
