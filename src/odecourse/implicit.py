@@ -44,6 +44,8 @@ __all__ = ["ImplicitStepper", "implicit_rk_step", "implicit_stepper"]
 
 Jacobian = Callable[[float, np.ndarray], np.ndarray]
 
+MAX_JACOBIANS = 10  #: Jacobian evaluations one implicit step may use before it gives up
+
 
 def _fail(t: float, h: float, reason: str) -> NewtonConvergenceError:
     return NewtonConvergenceError(
@@ -133,22 +135,36 @@ def implicit_rk_step(
 
     Z_U = h * np.outer(tableau.c[unknown], f_t)
     if unknown:
-        lu = lu_factor(
-            _newton_matrix(
-                tableau.A[np.ix_(unknown, unknown)], h, _jacobian(f, jac, t, y, f_t, stats)
-            )
-        )
-        stats.nlu += 1
-        result = simplified_newton(
-            residual, lambda g: -lu_solve(lu, g.ravel()).reshape(g.shape), Z_U,
-            1.0 + np.abs(y), tol=tol, max_iter=max(max_iter, 1), stats=stats,
-        )  # fmt: skip
-        if not result.converged:
-            raise _fail(t, h, result.reason)
-        Z_U = result.x
+        A_UU, times = tableau.A[np.ix_(unknown, unknown)], (t, nodes[unknown[-1]])
+        Z_U = _solve_stages(residual, Z_U, A_UU, h, y, f_t, f, jac, times, tol, max_iter, stats)
     Z = np.zeros((s, n))
     Z[unknown] = Z_U
     return _new_state(tableau, y, h, Z, lambda: stage_values(Z_U))
+
+
+def _solve_stages(residual, Z_U, A_UU, h, y, f_t, f, jac, times, tol, max_iter, stats):
+    """Simplified Newton on the stage equations, refreshing the Jacobian if it fails.
+
+    The first attempt uses :math:`J` at the predicted last implicit stage.  When the
+    iteration fails (a step across a fast transient), the Jacobian is re-evaluated at the
+    latest converging iterate and the iteration continues from there (or restarts from the
+    start if it diverged), up to :data:`MAX_JACOBIANS` Jacobians in all.
+    """
+    t, t_stage = times
+    point, f_point = (t_stage, y + Z_U[-1]), None
+    for _ in range(MAX_JACOBIANS):
+        lu = lu_factor(_newton_matrix(A_UU, h, _jacobian(f, jac, *point, f_point, stats)))
+        stats.nlu += 1
+        result = simplified_newton(
+            residual, lambda g, lu=lu: -lu_solve(lu, g.ravel()).reshape(g.shape), Z_U,
+            1.0 + np.abs(y), tol=tol, max_iter=max_iter, stats=stats,
+        )  # fmt: skip
+        if result.converged:
+            return result.x
+        if result.rate is not None and result.rate < 1 and np.all(np.isfinite(result.x)):
+            Z_U = result.x  # converging, only slowly: continue from here
+        point = (t_stage, y + Z_U[-1])
+    raise _fail(t, h, result.reason)
 
 
 def _check_newton_settings(tol: float, max_iter: int) -> tuple[float, int]:
@@ -156,7 +172,9 @@ def _check_newton_settings(tol: float, max_iter: int) -> tuple[float, int]:
     return check_positive("tol", tol), check_int("max_iter", max_iter, minimum=0)
 
 
-def _jacobian(f, jac, t: float, y: np.ndarray, f_t: np.ndarray, stats: NewtonStats) -> np.ndarray:
+def _jacobian(
+    f, jac, t: float, y: np.ndarray, f_t: np.ndarray | None, stats: NewtonStats
+) -> np.ndarray:
     r""":math:`\partial f/\partial y` at the start of the step: given, or by differences."""
     stats.njev += 1
     if jac is None:

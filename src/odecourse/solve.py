@@ -60,6 +60,7 @@ from odecourse.dop853 import DOP853
 from odecourse.events import prepare_events
 from odecourse.fixed_step import integrate_fixed
 from odecourse.implicit import implicit_stepper
+from odecourse.radau import integrate_radau
 from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau
 
 __all__ = ["METHODS", "MethodSpec", "OdeResult", "OdeSolution", "register_method", "solve_ivp"]
@@ -178,6 +179,7 @@ for _alias, _name in ALIASES.items():
 METHODS["dop853"] = _tableau_spec(DOP853)
 METHODS["DOP853"] = _tableau_spec(DOP853, "DOP853")
 METHODS["BDF"] = MethodSpec("BDF", integrate_bdf, False, ("jac",))
+METHODS["Radau"] = MethodSpec("Radau", integrate_radau, False, ("jac",))
 
 
 def _resolve_method(method: Any) -> MethodSpec:
