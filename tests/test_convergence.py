@@ -69,9 +69,9 @@ def test_convergence_study_validation(n_steps, error, match):
 
 
 def test_method_and_atol_ratio_are_validated():
-    with pytest.raises(TypeError, match="`method` must be a method name or a ButcherTableau"):
+    with pytest.raises(TypeError, match="`method` must be a ButcherTableau or the name of one"):
         convergence_study(PROBLEM, 4, (16, 32))
-    with pytest.raises(ValueError, match="`name` must be one of"):
+    with pytest.raises(ValueError, match="`method` must be one of"):
         convergence_study(PROBLEM, "rk5", (16, 32))
     with pytest.raises(ValueError, match=r"`atol_ratio` must be positive; got -0\.001"):
         work_precision(PROBLEM, "RK45", rtols=[1e-3], atol_ratio=-1e-3)

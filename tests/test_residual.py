@@ -217,7 +217,9 @@ def test_validation_errors(field, x0):
         RKResNet(field, depth=4, tableau=get_tableau("trapezoid"))
     with pytest.raises(ValueError, match=r"`tableau` must be one of .*'rk4'.*; got 'nonsense'"):
         RKResNet(field, depth=4, tableau="nonsense")
-    with pytest.raises(TypeError, match="`tableau` must be a ButcherTableau or a name; got int"):
+    with pytest.raises(
+        TypeError, match="`tableau` must be a ButcherTableau or the name of one; got int"
+    ):
         RKResNet(field, depth=4, tableau=4)
     with pytest.raises(TypeError, match="`field` must be callable"):
         RKResNet(3.0, depth=4)

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from odecourse._validation import check_callable, check_choice, check_int, check_positive
-from odecourse.runge_kutta import ButcherTableau, get_tableau
+from odecourse._validation import check_callable, check_int, check_positive
+from odecourse.runge_kutta import TABLEAUS, ButcherTableau, resolve_tableau
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -39,9 +39,9 @@ __all__ = [
 ]
 
 #: Adaptive (embedded-pair) methods, by torchdiffeq's names.
-ADAPTIVE_METHODS = ("dopri5", "bosh3")
+ADAPTIVE_METHODS = tuple(n for n, t in TABLEAUS.items() if t.explicit and t.adaptive)
 #: Fixed-step methods: torchdiffeq's ``euler``, ``midpoint``, ``rk4`` and ours.
-FIXED_METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "rk38")
+FIXED_METHODS = tuple(n for n, t in TABLEAUS.items() if t.explicit and not t.adaptive)
 #: torchdiffeq methods that odecourse does not implement.
 UNSUPPORTED_METHODS = (
     "dopri8",
@@ -186,24 +186,16 @@ def check_tolerance(name: str, value: Any) -> float:
 def resolve_method(method: Any) -> ButcherTableau:
     """Return the explicit tableau named by ``method`` (None means dopri5)."""
     if method is None:
-        return get_tableau("dopri5")
-    if isinstance(method, ButcherTableau):
-        if not method.explicit:
-            raise ValueError(f"`method` must be an explicit tableau; {method.name!r} is implicit.")
-        return method
-    if not isinstance(method, str):
-        raise TypeError(
-            "`method` must be a method name or an explicit ButcherTableau; "
-            f"got {type(method).__name__} {method!r:.60}."
-        )
-    accepted = ", ".join(map(repr, ADAPTIVE_METHODS + FIXED_METHODS))
+        return TABLEAUS["dopri5"]
     if method in UNSUPPORTED_METHODS:
+        accepted = ", ".join(map(repr, ADAPTIVE_METHODS + FIXED_METHODS))
         raise ValueError(
             f"method {method!r} is a torchdiffeq method that odecourse does not implement; "
             f"supported methods: {accepted}."
         )
-    check_choice("method", method, ADAPTIVE_METHODS + FIXED_METHODS)
-    return get_tableau(method)
+    return resolve_tableau(
+        method, "method", explicit=True, choices=ADAPTIVE_METHODS + FIXED_METHODS
+    )
 
 
 # --------------------------------------------------------------------------- options

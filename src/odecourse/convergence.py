@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from odecourse._validation import check_finite_array, check_int, check_positive
-from odecourse.runge_kutta import ButcherTableau, get_tableau
+from odecourse.runge_kutta import ButcherTableau, resolve_tableau
 from odecourse.solve import METHODS, solve_ivp
 
 __all__ = [
@@ -118,13 +118,9 @@ class WorkPrecision:
 
 def _fixed_step_method(method: str | ButcherTableau) -> str | ButcherTableau:
     """The method itself if it takes ``h``; an adaptive tableau without its embedded pair."""
-    if not isinstance(method, str | ButcherTableau):
-        raise TypeError(
-            f"`method` must be a method name or a ButcherTableau; got {type(method).__name__}."
-        )
     if isinstance(method, str) and method in METHODS and METHODS[method].fixed_step:
         return method
-    tableau = method if isinstance(method, ButcherTableau) else get_tableau(method)
+    tableau = resolve_tableau(method, "method")
     return dataclasses.replace(tableau, b_hat=None, error_order=None)
 
 

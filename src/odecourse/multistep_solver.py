@@ -68,7 +68,7 @@ from .newton import (
     finite_difference_jacobian,
     simplified_newton,
 )
-from .runge_kutta import ButcherTableau, get_tableau, rk_step
+from .runge_kutta import ALIASES, TABLEAUS, ButcherTableau, resolve_tableau, rk_step
 from .solve import register_method
 
 __all__ = ["CORRECTORS", "STIFF_STARTER", "MultistepStepper", "multistep_solve"]
@@ -212,19 +212,13 @@ def _check_starter(starter: Any) -> ButcherTableau | str:
     """Return the starter: :data:`STIFF_STARTER`, or a tableau (a name is looked up)."""
     if starter == STIFF_STARTER:
         return STIFF_STARTER
-    if isinstance(starter, str):
-        try:
-            starter = get_tableau(starter)
-        except ValueError as exc:
-            raise ValueError(
-                f"`starter` must be {STIFF_STARTER!r} or name a Runge-Kutta method: {exc}"
-            ) from None
-    if not isinstance(starter, ButcherTableau):
-        raise TypeError(
-            f"`starter` must be {STIFF_STARTER!r}, a ButcherTableau or its name; "
-            f"got {type(starter).__name__}."
+    if isinstance(starter, str) and starter not in TABLEAUS and starter not in ALIASES:
+        names = ", ".join(map(repr, (*TABLEAUS, *ALIASES)))
+        raise ValueError(
+            f"`starter` must be {STIFF_STARTER!r} (an adaptive BDF start) or the name of a "
+            f"Runge-Kutta tableau ({names}); got {starter!r}."
         )
-    return starter
+    return resolve_tableau(starter, "starter")
 
 
 def _uniform_step(t_span: tuple[float, float], h: float) -> float:

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ._validation import check_callable, check_choice, check_int, check_positive
 from .multistep import LinearMultistepMethod
 from .networks import ACTIVATIONS
-from .runge_kutta import ALIASES, TABLEAUS, ButcherTableau, get_tableau, rk_step
+from .runge_kutta import ButcherTableau, resolve_tableau, rk_step
 
 __all__ = [
     "LayerField",
@@ -267,16 +267,7 @@ class MultistepResNet(_DepthNetwork):
 
 
 def _explicit_tableau(tableau: Any, name: str = "tableau") -> ButcherTableau:
-    if isinstance(tableau, str):
-        tableau = get_tableau(check_choice(name, tableau, (*TABLEAUS, *ALIASES)))
-    if not isinstance(tableau, ButcherTableau):
-        raise TypeError(
-            f"`{name}` must be a ButcherTableau or a name; got {type(tableau).__name__} "
-            f"{tableau!r:.60}."
-        )
-    if not tableau.explicit:
-        raise ValueError(f"`{name}` must be an explicit tableau; {tableau.name!r} is implicit.")
-    return tableau
+    return resolve_tableau(tableau, name, explicit=True)
 
 
 def _check_input(x: Any, width: int | None) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "ButcherTableau",
     "RKStep",
     "get_tableau",
+    "resolve_tableau",
     "rk_step",
 ]
 
@@ -515,5 +516,59 @@ def get_tableau(name: str) -> ButcherTableau:
     """
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string; got {type(name).__name__} {name!r:.60}.")
-    check_choice("name", name, (*TABLEAUS, *ALIASES))
-    return TABLEAUS[ALIASES.get(name, name)]
+    return resolve_tableau(name, "name")
+
+
+def resolve_tableau(
+    value: Any,
+    name: str = "tableau",
+    *,
+    explicit: bool = False,
+    adaptive: bool = False,
+    choices: Sequence[str] | None = None,
+) -> ButcherTableau:
+    """Turn "a tableau or its name" into a tableau: the one place that does it.
+
+    Every function that accepts a method as a :class:`ButcherTableau` or a registered name
+    calls this, so they accept the same things and say the same things when they refuse.
+
+    Parameters
+    ----------
+    value : ButcherTableau or str
+        The tableau, or a key of :data:`TABLEAUS` or :data:`ALIASES`.
+    name : str
+        The argument's name, for the error messages.
+    explicit, adaptive : bool
+        Require an explicit tableau, or one with an embedded pair.
+    choices : sequence of str, optional
+        The names this caller accepts (default: every registered name).
+
+    Returns
+    -------
+    ButcherTableau
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither a tableau nor a string.
+    ValueError
+        If the name is not accepted (the message lists the accepted ones), or the tableau
+        is implicit when ``explicit`` or has no embedded pair when ``adaptive``.
+
+    Taught in Chapter 2.
+    """
+    if isinstance(value, str):
+        check_choice(name, value, (*TABLEAUS, *ALIASES) if choices is None else choices)
+        value = TABLEAUS[ALIASES.get(value, value)]
+    elif not isinstance(value, ButcherTableau):
+        raise TypeError(
+            f"`{name}` must be a ButcherTableau or the name of one; got {type(value).__name__} "
+            f"{value!r:.60}."
+        )
+    if explicit and not value.explicit:
+        raise ValueError(f"`{name}` must be an explicit tableau; {value.name!r} is implicit.")
+    if adaptive and not value.adaptive:
+        raise ValueError(
+            f"`{name}` must be an embedded pair (a tableau with `b_hat`); {value.name!r} has none."
+        )
+    return value

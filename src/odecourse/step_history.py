@@ -32,7 +32,7 @@ from odecourse._validation import (
     checked_rhs,
 )
 from odecourse.adaptive import integrate_adaptive
-from odecourse.runge_kutta import ButcherTableau, get_tableau
+from odecourse.runge_kutta import ButcherTableau, resolve_tableau
 
 __all__ = ["StepHistory", "adaptive_step_history"]
 
@@ -139,13 +139,7 @@ def adaptive_step_history(
     f = check_callable("f", f)
     t_span = check_t_span("t_span", t_span)
     y0 = check_finite_array("y0", y0, ndim=1)
-    tableau = get_tableau(tableau) if isinstance(tableau, str) else tableau
-    if not isinstance(tableau, ButcherTableau):
-        raise TypeError(
-            f"`tableau` must be a ButcherTableau or its name; got {type(tableau).__name__}."
-        )
-    if not (tableau.explicit and tableau.adaptive):
-        raise ValueError(f"`tableau` must be an explicit embedded pair; got {tableau!r}.")
+    tableau = resolve_tableau(tableau, "tableau", explicit=True, adaptive=True)
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
     max_step = check_positive("max_step", max_step, allow_inf=True)
     max_steps = check_int("max_steps", max_steps, minimum=1)
