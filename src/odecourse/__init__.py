@@ -26,8 +26,6 @@ from .forward_stability import AntisymmetricBlock, increment_eigenvalues
 from .ivp import IVP, PROBLEMS, get_problem
 from .memory import saved_tensor_bytes
 from .multistep import LinearMultistepMethod, boundary_locus, get_multistep_method
-
-# Importing multistep_solver registers the multistep methods with solve_ivp.
 from .multistep_solver import multistep_solve
 from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
 from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory

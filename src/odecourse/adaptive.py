@@ -1,4 +1,4 @@
-"""Step-size control and the two integration loops shared by every front end.
+"""Step-size control and the adaptive loop shared by every front end.
 
 This module holds the pieces of an adaptive Runge-Kutta integrator, each
 small and separately testable: the scaled RMS error norm (:func:`error_norm`),

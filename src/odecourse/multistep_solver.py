@@ -30,9 +30,10 @@ accurate whatever :math:`h\lambda` is.  Explicit and PECE methods start with Dor
 
 The step is a :data:`~odecourse.fixed_step.FixedStep` with its own history, so the fixed-step
 driver :func:`~odecourse.fixed_step.integrate_fixed` does the bookkeeping (output times, cubic
-Hermite dense output, counters), and importing this module registers every method with
-:func:`odecourse.solve_ivp`: ``"AB1"``-``"AB8"``, ``"AM1"``-``"AM8"`` and ``"BDF1"``-``"BDF6"``
-(implicit ones by Newton) and ``"ABM1"``-``"ABM8"`` (Adams-Moulton in PECE mode).
+Hermite dense output, counters), and :mod:`odecourse.solve` registers every method with
+:func:`odecourse.solve_ivp` through :func:`multistep_solver`: ``"AB1"``-``"AB8"``,
+``"AM1"``-``"AM8"`` and ``"BDF1"``-``"BDF6"`` (implicit ones by Newton) and ``"ABM1"``-``"ABM8"``
+(Adams-Moulton in PECE mode).
 
 Taught in Chapter 4.
 """
@@ -61,7 +62,7 @@ from .bdf import integrate_bdf
 from .dense_output import HermiteInterpolant
 from .fixed_step import StepOutcome, integrate_fixed
 from .implicit import implicit_rk_step
-from .multistep import LinearMultistepMethod, adams_bashforth, get_multistep_method
+from .multistep import LinearMultistepMethod, adams_bashforth
 from .newton import (
     NewtonConvergenceError,
     NewtonStats,
@@ -69,9 +70,14 @@ from .newton import (
     simplified_newton,
 )
 from .runge_kutta import ALIASES, TABLEAUS, ButcherTableau, resolve_tableau, rk_step
-from .solve import register_method
 
-__all__ = ["CORRECTORS", "STIFF_STARTER", "MultistepStepper", "multistep_solve"]
+__all__ = [
+    "CORRECTORS",
+    "STIFF_STARTER",
+    "MultistepStepper",
+    "multistep_solve",
+    "multistep_solver",
+]
 
 CORRECTORS = ("newton", "pece")
 #: The starter name for a stable adaptive start (integrate_bdf at START_RTOL, START_ATOL).
@@ -306,19 +312,19 @@ def multistep_solve(
     return result
 
 
-def _register(name: str, method: LinearMultistepMethod, corrector: str) -> None:
+def multistep_solver(
+    method: LinearMultistepMethod, corrector: str
+) -> tuple[Callable[..., IntegrationResult], tuple[str, ...]]:
+    """Return a ``solve_ivp`` solver for ``method`` and the options it accepts.
+
+    :mod:`odecourse.solve` registers ``"AB1"``-``"AB8"``, ``"AM1"``-``"AM8"``,
+    ``"ABM1"``-``"ABM8"`` and ``"BDF1"``-``"BDF6"`` with it.  Taught in Chapter 4.
+    """
+
     def solver(fun, t_span, y0, *, h, jac=None, starter=None, **settings):
         return multistep_solve(
             fun, t_span, y0, h, method, corrector=corrector, starter=starter, jac=jac, **settings
         )
 
     options = ("starter",) if method.explicit or corrector == "pece" else ("starter", "jac")
-    register_method(name, solver, fixed_step=True, options=options, replace=True)
-
-
-for _order in range(1, 9):
-    _register(f"AB{_order}", get_multistep_method(f"AB{_order}"), "newton")
-    _register(f"AM{_order}", get_multistep_method(f"AM{_order}"), "newton")
-    _register(f"ABM{_order}", get_multistep_method(f"AM{_order}"), "pece")
-for _order in range(1, 7):
-    _register(f"BDF{_order}", get_multistep_method(f"BDF{_order}"), "newton")
+    return solver, options

@@ -10,18 +10,15 @@ Methods are looked up in a registry, :data:`METHODS`, that maps a name to a
 :class:`MethodSpec`.  Every Runge-Kutta tableau of
 :data:`odecourse.runge_kutta.TABLEAUS` is registered under its name, SciPy's
 ``"RK45"`` and ``"RK23"`` as aliases, and a :class:`ButcherTableau` may be
-passed directly.  Another module adds methods with :func:`register_method`;
-for example a multistep module, at import time::
+passed directly.  Another module adds methods with :func:`register_method`, as this module does for
+the multistep methods of Chapter 4::
 
-    from odecourse.fixed_step import integrate_fixed
+    from odecourse.multistep import get_multistep_method
+    from odecourse.multistep_solver import multistep_solver
     from odecourse.solve import register_method
 
-    def _solve_ab4(fun, t_span, y0, *, t_eval, dense_output, h, max_steps):
-        return integrate_fixed(fun, t_span, y0, h, AdamsBashforth(4),
-                               t_eval=t_eval, dense_output=dense_output,
-                               max_steps=max_steps)
-
-    register_method("AB4", _solve_ab4, fixed_step=True)
+    solver, options = multistep_solver(get_multistep_method("AB4"), "newton")
+    register_method("my_AB4", solver, fixed_step=True, options=options)
 
 A solver receives the validated, checked right-hand side ``fun(t, y)``, the
 floats ``t_span``, the float64 ``y0`` of shape (n,), ``t_eval`` (ndarray or
@@ -60,6 +57,8 @@ from odecourse.dop853 import DOP853
 from odecourse.events import prepare_events
 from odecourse.fixed_step import integrate_fixed
 from odecourse.implicit import implicit_stepper
+from odecourse.multistep import get_multistep_method
+from odecourse.multistep_solver import multistep_solver
 from odecourse.radau import integrate_radau
 from odecourse.runge_kutta import ALIASES, TABLEAUS, ButcherTableau
 
@@ -180,6 +179,22 @@ METHODS["dop853"] = _tableau_spec(DOP853)
 METHODS["DOP853"] = _tableau_spec(DOP853, "DOP853")
 METHODS["BDF"] = MethodSpec("BDF", integrate_bdf, False, ("jac",))
 METHODS["Radau"] = MethodSpec("Radau", integrate_radau, False, ("jac",))
+
+
+def _register_multistep() -> None:
+    """The linear multistep methods of Chapter 4, by name (``"AB4"``, ``"BDF2"``, ...)."""
+    for family, orders, corrector, base in (
+        ("AB", range(1, 9), "newton", "AB"),
+        ("AM", range(1, 9), "newton", "AM"),
+        ("ABM", range(1, 9), "pece", "AM"),
+        ("BDF", range(1, 7), "newton", "BDF"),
+    ):
+        for order in orders:
+            solver, options = multistep_solver(get_multistep_method(f"{base}{order}"), corrector)
+            register_method(f"{family}{order}", solver, fixed_step=True, options=options)
+
+
+_register_multistep()
 
 
 def _resolve_method(method: Any) -> MethodSpec:

@@ -5,9 +5,9 @@ multiplies the state by :math:`R(z)` with :math:`z = h\\lambda`.  The method is
 stable for that :math:`z` when :math:`|R(z)| \\le 1`; the set of such
 :math:`z` is its stability region.  This module evaluates :math:`R`, its
 polynomial coefficients for explicit methods, the region on a grid, and plots
-it.  The plotting helpers take any vectorised :math:`R` (or a tableau), so
-other method families (the boundary locus of multistep methods) can be added
-next to them and share :func:`stability_region` and :func:`plot_stability_region`.
+it.  The plotting helpers take any vectorised :math:`R` (or a tableau); the
+boundary locus of multistep methods lives with their coefficients in
+:mod:`odecourse.multistep`.
 
 Taught in Chapter 3 (and Chapter 4 for multistep methods).
 
