@@ -236,7 +236,10 @@ def odeint(
     method : str, optional
         ``"dopri5"`` (default), ``"bosh3"`` (adaptive), ``"euler"``, ``"midpoint"``,
         ``"heun"``, ``"ralston"``, ``"rk4"``, ``"rk38"`` (fixed step), or an
-        explicit :class:`~odecourse.runge_kutta.ButcherTableau`.
+        explicit :class:`~odecourse.runge_kutta.ButcherTableau` (DOP853 included).  The
+        implicit and stiff methods (``"Radau"``, ``"BDF"``, the implicit tableaus and
+        multistep methods solved by Newton) work on NumPy arrays only, through
+        :func:`odecourse.solve_ivp`; the torch path is explicit, like torchdiffeq's.
     options : dict, optional
         Adaptive: ``first_step``, ``max_num_steps`` (accepted steps over the
         whole call), ``max_step``, ``norm`` (callable ``tensor -> scalar`` that
