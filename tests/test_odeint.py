@@ -335,3 +335,16 @@ def test_func_of_another_dtype_is_refused(tuple_state):
 def test_t_error_does_not_mention_tuples():
     with pytest.raises(TypeError, match=r"`t` must be a torch.Tensor; got list \[0\.0, 1\.0\]\.$"):
         odeint(_decay, Y, [0.0, 1.0])
+
+
+def test_the_module_is_not_hidden_by_the_function():
+    import types
+
+    import odecourse
+    import odecourse.odeint as module
+
+    assert isinstance(module, types.ModuleType) and module is odecourse.odeint
+    assert module.CountedFunc is odecourse.CountedFunc
+    # Calling the module calls the solver: torchdiffeq's spelling odecourse.odeint(...) works.
+    y = odecourse.odeint(_decay, Y, T)
+    assert torch.equal(y, module.odeint(_decay, Y, T))

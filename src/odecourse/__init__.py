@@ -14,10 +14,12 @@ One module per concept; the names a reader uses most are re-exported here.
   :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`
 - Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
 
-After ``import odecourse``, ``odecourse.odeint`` is the function (torchdiffeq's name); the
-module of the same name is still importable as ``from odecourse.odeint import CountedFunc``.
+``odecourse.odeint`` is the module of that name, and calling it calls the solver
+(``odecourse.odeint(func, y0, t)``, torchdiffeq's spelling); ``from odecourse import odeint``
+gives the same callable module.
 """
 
+from . import odeint
 from .adjoint import odeint_adjoint
 from .continuous_depth import EvaluationRecorder, TimeDependentField, continuous_depth_errors
 from .convergence import convergence_study, observed_order, work_precision
@@ -30,7 +32,7 @@ from .multistep_solver import multistep_solve
 from .networks import PlainMLP, ResidualBlock, ResidualMLP, count_parameters
 from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory
 from .newton import NewtonConvergenceError
-from .odeint import CountedFunc, SolveStats, odeint
+from .odeint import CountedFunc, SolveStats
 from .picard import picard_iterates
 from .residual import MultistepResNet, RKResNet, make_classifier, residual_network
 from .runge_kutta import TABLEAUS, ButcherTableau, get_tableau, rk_step

@@ -23,6 +23,8 @@ Equations I, 2nd ed., Springer, 1993, Sec. II.4.
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -329,3 +331,19 @@ def _solve(
     solution = torch.stack(result.y)
     _check_finite_solution(solution, times)
     return solution
+
+
+class _OdeintModule(types.ModuleType):
+    """This module, callable as :func:`odeint` itself.
+
+    ``import odecourse.odeint`` gives the module (its helpers stay reachable as
+    attributes), and ``odecourse.odeint(func, y0, t)`` still calls the solver, which is
+    torchdiffeq's spelling.  Without this, the package's re-export of the function
+    would hide the module behind it.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return odeint(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _OdeintModule
