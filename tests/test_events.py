@@ -212,3 +212,27 @@ def test_adaptive_blow_up_is_a_failure_with_the_time():
     assert result.status == -1 and not result.success
     t_fail = float(result.message.split("at t = ")[1].split(";")[0])
     assert t_fail == pytest.approx(1.0, abs=1e-3)
+
+
+def _stiff_pair(t, y):
+    return np.array([-1000.0 * (y[0] - np.cos(t)) - np.sin(t), -y[1]])
+
+
+@pytest.mark.parametrize("method", ["BDF", "Radau", "DOP853"])
+def test_events_on_stiff_and_high_order_methods_match_scipy(method):
+    def half_life(t, y):
+        return y[1] - 0.5
+
+    kwargs = {"method": method, "rtol": 1e-8, "atol": 1e-10, "events": half_life}
+    ours = solve_ivp(_stiff_pair, (0.0, 2.0), [1.0, 1.0], **kwargs)
+    theirs = scipy.integrate.solve_ivp(_stiff_pair, (0.0, 2.0), [1.0, 1.0], **kwargs)
+    assert ours.t_events[0] == pytest.approx(math.log(2), abs=1e-7)
+    np.testing.assert_allclose(ours.t_events[0], theirs.t_events[0], rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["BDF", "Radau", "RK45"])
+def test_rtol_per_component(method):
+    result = solve_ivp(_stiff_pair, (0.0, 2.0), [1.0, 1.0], method=method, rtol=[1e-7, 1e-4])
+    assert result.success
+    assert abs(result.y[0, -1] - math.cos(2.0)) < 1e-5
+    assert abs(result.y[1, -1] - math.exp(-2.0)) < 1e-3

@@ -434,7 +434,8 @@ def integrate_bdf(
         first_step = select_initial_step(f, t0, y0, f0, t1, 1, rtol, atol, max_step)
     D = np.zeros((MAX_ORDER + 3, y0.size))
     D[0], D[1] = y0, f0 * (direction * first_step)
-    newton_tol = max(NEWTON_TOL_ULPS * np.finfo(float).eps / rtol, min(NEWTON_TOL_CAP, rtol**0.5))
+    r = float(np.min(rtol))  # the strictest component's, when rtol is per component
+    newton_tol = max(NEWTON_TOL_ULPS * np.finfo(float).eps / r, min(NEWTON_TOL_CAP, r**0.5))
     p = _Problem(f, jacobian, rtol, atol, max_step, t1, direction, newton_tol, stats)
     s = _State(t0, first_step, D, J0)
     recorder = Recorder(t0, y0, t_eval, direction, dense_output, events)

@@ -468,7 +468,8 @@ def integrate_radau(
     jacobian, matrix = _jacobian_source(jac, f, y0.size)
     constant = matrix is not None
     direction = 1.0 if t1 > t0 else -1.0
-    tol = max(NEWTON_TOL_ULPS * np.finfo(float).eps / rtol, min(NEWTON_TOL_CAP, rtol**0.5))
+    r = float(np.min(rtol))  # the strictest component's, when rtol is per component
+    tol = max(NEWTON_TOL_ULPS * np.finfo(float).eps / r, min(NEWTON_TOL_CAP, r**0.5))
     settings = _Settings(f, jacobian, constant, t1, direction, rtol, atol, max_step, tol, stats)
     f0 = f(t0, y0)
     if first_step is None:
