@@ -22,12 +22,13 @@ SCALAR_CPU = ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1 \
 AVX2_CPU = ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OMP_NUM_THREADS=2 \
 	NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512F AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
 
-.PHONY: help venv book test test-portable lint format notebooks nbval benchmarks assignments clean
+.PHONY: help venv book test test-portable test-site lint format notebooks nbval benchmarks assignments clean
 
 help:
 	@echo "make book       build the HTML book (executes every notebook) into _build/html"
 	@echo "make test       ruff, the student edition, package tests, notebook checks and nbval"
 	@echo "make test-portable nbval again under the floating-point kernels of other CPUs"
+	@echo "make test-site  check the built book in headless Chromium (after make book)"
 	@echo "make assignments write the student edition of every chapter to _build/assignments"
 	@echo "make notebooks  re-execute notebooks in place (NB=path for one)"
 	@echo "make benchmarks run the benchmark scripts and print their tables"
@@ -46,6 +47,11 @@ book: $(STAMP)
 	rm -rf _build/html _build/jupyter_execute _build/.doctrees
 	$(BIN)/jupyter-book build . --builder html -W --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+# The built site in a real browser: math rendered with no network, no JavaScript errors,
+# every image and internal link present; screenshots go to _build/screenshots/.
+test-site: $(STAMP)
+	$(BIN)/python tests/check_site.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
