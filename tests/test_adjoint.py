@@ -249,7 +249,6 @@ def test_float64_times_are_not_rounded_to_the_state_dtype():
         ({"adjoint_method": 5}, TypeError, "`method` must be a ButcherTableau or the name of one"),
         ({"adjoint_atol": -1.0}, ValueError, "`adjoint_atol` must be non-negative"),
         ({"rtol": -1.0}, ValueError, "`rtol` must be non-negative"),
-        ({"t": torch.tensor([0.0, 1.0], requires_grad=True)}, ValueError, "with respect to `t`"),
         ({"adjoint_options": {"norm": "seminorms"}}, TypeError, "`norm` must be callable"),
     ],
 )

@@ -26,6 +26,7 @@ __all__ = [
     "FIXED_METHODS",
     "FIXED_OPTIONS",
     "NO_LIMIT",
+    "STATE_DTYPES",
     "UNSUPPORTED_METHODS",
     "Norm",
     "Settings",
@@ -34,8 +35,10 @@ __all__ = [
     "check_t",
     "check_tolerance",
     "check_y0",
+    "checked_norm",
     "resolve_method",
     "rms",
+    "scalar",
 ]
 
 #: Adaptive (embedded-pair) methods, by torchdiffeq's names.
@@ -67,6 +70,8 @@ ADAPTIVE_OPTIONS = (
 FIXED_OPTIONS = ("step_size",)
 _UNIMPLEMENTED_OPTIONS = ("step_t", "jump_t", "min_step", "dtype", "grid_constructor", "perturb")
 NO_LIMIT = 2**31 - 1  # torchdiffeq's default `max_num_steps`
+#: Floating dtypes accepted for the state; float16 and bfloat16 are refused (see ``odeint``).
+STATE_DTYPES = (torch.float32, torch.float64)
 
 Norm = Callable[[Any], Any]
 
@@ -104,7 +109,7 @@ class TupleLayout:
 
     def mixed_norm(self, flat: Tensor) -> Tensor:
         """torchdiffeq's default for tuples: the largest RMS norm over the components."""
-        return max(rms(part) for part in self.unflatten(flat) if part.numel() > 0)
+        return max(rms(part) for part in self.unflatten(flat))  # an empty part counts 0
 
     def tuple_norm(self, norm: Norm) -> Norm:
         """A user norm of the tuple of components, as a norm of the flat state."""
@@ -120,12 +125,51 @@ def rms(x: Tensor) -> Tensor:
     return x.pow(2).mean().sqrt() if x.numel() else x.new_zeros(())
 
 
-def _check_tensor(name: str, value: Any, accepted: str = "a torch.Tensor") -> Tensor:
+def checked_norm(norm: Norm) -> Norm:
+    """Wrap a user ``norm`` so that a vector or a NaN for a finite input is a clear error."""
+
+    def wrapped(x: Any) -> Any:
+        value = norm(x)
+        if isinstance(value, Tensor) and value.numel() != 1:
+            raise ValueError(
+                f"`norm` must return a scalar; got a tensor of shape {tuple(value.shape)} "
+                "(reduce it, e.g. with .abs().max() or .pow(2).mean().sqrt())."
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`norm` must return a real scalar; got {type(value).__name__} {value!r:.60}."
+            ) from None
+        if math.isnan(number) and _all_finite(x):
+            raise ValueError(
+                "`norm` returned NaN for a finite input; it must return a finite, "
+                "non-negative scalar."
+            )
+        return value
+
+    return wrapped
+
+
+def _all_finite(x: Any) -> bool:
+    parts = x if isinstance(x, tuple) else (x,)
+    return all(bool(torch.isfinite(p).all()) for p in parts)
+
+
+def _check_tensor(
+    name: str, value: Any, accepted: str = "a torch.Tensor", *, state: bool = False
+) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"`{name}` must be {accepted}; got {type(value).__name__} {value!r:.60}.")
     if not value.is_floating_point():
         raise TypeError(
             f"`{name}` must have a floating dtype (float32 or float64); got {value.dtype}."
+        )
+    if state and value.dtype not in STATE_DTYPES:
+        raise TypeError(
+            f"`{name}` must be float32 or float64; got {value.dtype}, whose few digits "
+            f"(eps = {torch.finfo(value.dtype).eps:.1g}) cannot meet the tolerances of the "
+            f"error control. Convert with `{name}.float()` (and the module with .float())."
         )
     return value
 
@@ -135,7 +179,7 @@ def check_y0(y0: Any) -> tuple[Tensor, TupleLayout | None]:
     if isinstance(y0, tuple):
         if not y0:
             raise ValueError("`y0` must be a tensor or a non-empty tuple of tensors; got ().")
-        parts = [_check_tensor(f"y0[{i}]", part) for i, part in enumerate(y0)]
+        parts = [_check_tensor(f"y0[{i}]", part, state=True) for i, part in enumerate(y0)]
         kinds = {(p.dtype, p.device) for p in parts}
         if len(kinds) > 1:
             raise ValueError(
@@ -145,7 +189,8 @@ def check_y0(y0: Any) -> tuple[Tensor, TupleLayout | None]:
         layout = TupleLayout(tuple(p.shape for p in parts))
         flat = torch.cat([p.reshape(-1) for p in parts])
     else:
-        flat, layout = _check_tensor("y0", y0, "a torch.Tensor or a tuple of tensors"), None
+        flat = _check_tensor("y0", y0, "a torch.Tensor or a tuple of tensors", state=True)
+        layout = None
     if not bool(torch.isfinite(flat).all()):
         raise ValueError("`y0` must contain only finite values.")
     return flat, layout
@@ -160,12 +205,7 @@ def check_t(t: Any, y0: Tensor) -> list[float]:
         )
     if t.device != y0.device:
         raise ValueError(f"`t` must be on the device of `y0` ({y0.device}); got {t.device}.")
-    if t.requires_grad:
-        raise ValueError(
-            "gradients with respect to `t` are not supported; pass `t.detach()` "
-            "(odecourse differentiates with respect to y0 and the parameters of func)."
-        )
-    times = t.tolist()
+    times = t.detach().tolist()  # only the values are used: no gradient reaches `t`
     if not all(math.isfinite(s) for s in times):
         raise ValueError(f"`t` must contain only finite times; got {times!r:.80}.")
     steps = [b - a for a, b in itertools.pairwise(times)]
@@ -176,11 +216,36 @@ def check_t(t: Any, y0: Tensor) -> list[float]:
     return times
 
 
-def check_tolerance(name: str, value: Any) -> float:
-    """Validate a tolerance (a non-negative real, or a one-element tensor without grad)."""
-    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
-        value = value.item()
-    return check_positive(name, value, allow_zero=True)
+def scalar(value: Any) -> Any:
+    """A one-element tensor as its Python number (torchdiffeq accepts those); else ``value``."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        return value.detach().item()
+    return value
+
+
+def check_tolerance(name: str, value: Any, y0: Tensor | None = None) -> float | Tensor:
+    """Validate a tolerance: a non-negative real or one-element tensor, or a tensor per entry.
+
+    A tensor with more than one element (torchdiffeq accepts those) must broadcast to the
+    shape of ``y0`` (not for tuple states, where ``y0`` is None); it is returned detached,
+    in ``y0``'s dtype and on its device.
+    """
+    if isinstance(value, Tensor) and value.numel() != 1:
+        if y0 is None:
+            raise TypeError(
+                f"`{name}` must be a number here; got a tensor of shape {tuple(value.shape)} "
+                "(per-entry tolerances are accepted by odeint for a tensor `y0` only)."
+            )
+        tol = value.detach().to(dtype=y0.dtype, device=y0.device)
+        if torch.broadcast_shapes(tol.shape, y0.shape) != y0.shape:
+            raise ValueError(
+                f"`{name}` must be a number or a tensor that broadcasts to the shape of `y0` "
+                f"{tuple(y0.shape)}; got shape {tuple(value.shape)}."
+            )
+        if not bool((torch.isfinite(tol) & (tol >= 0)).all()):
+            raise ValueError(f"`{name}` must be finite and non-negative; got {value!r:.80}.")
+        return tol
+    return check_positive(name, scalar(value), allow_zero=True)
 
 
 def resolve_method(method: Any) -> ButcherTableau:
@@ -215,15 +280,27 @@ class Settings:
     dfactor: float = 0.2
 
 
+def _check_factor(name: str, value: Any, low: float, high: float, why: str) -> float:
+    """A controller factor in ``[low, high]`` (an open end where the bound is excluded)."""
+    value = check_positive(name, scalar(value))
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must be {why}; got {value}.")
+    return value
+
+
+# The controller's factors: with safety > 1 or dfactor >= 1 a rejected step need not
+# shrink (an endless loop), with ifactor < 1 every accepted step shrinks (about 1e15 steps).
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "step_size": check_positive,
-    "first_step": check_positive,
-    "max_num_steps": lambda name, v: check_int(name, v, minimum=1),
-    "max_step": lambda name, v: check_positive(name, v, allow_inf=True),
-    "norm": check_callable,
-    "safety": check_positive,
-    "ifactor": check_positive,
-    "dfactor": check_positive,
+    "step_size": lambda name, v: check_positive(name, scalar(v)),
+    "first_step": lambda name, v: check_positive(name, scalar(v)),
+    "max_num_steps": lambda name, v: check_int(name, scalar(v), minimum=1),
+    "max_step": lambda name, v: check_positive(name, scalar(v), allow_inf=True),
+    "norm": lambda name, v: checked_norm(check_callable(name, v)),
+    "safety": lambda name, v: _check_factor(name, v, 0.0, 1.0, "in (0, 1]"),
+    "ifactor": lambda name, v: _check_factor(name, v, 1.0, math.inf, ">= 1"),
+    "dfactor": lambda name, v: _check_factor(
+        name, v, 0.0, math.nextafter(1.0, 0.0), "in (0, 1) so that a rejected step shrinks"
+    ),
 }
 
 

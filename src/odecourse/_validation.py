@@ -22,12 +22,14 @@ __all__ = [
     "check_finite_array",
     "check_int",
     "check_interval",
+    "check_jacobian",
     "check_positive",
     "check_real",
     "check_t_eval",
     "check_t_span",
     "checked_rhs",
     "floor_rtol",
+    "real_array",
 ]
 
 #: The smallest relative tolerance, in units of the precision's epsilon (SciPy's rule).
@@ -42,7 +44,12 @@ def check_callable(name: str, value: Any) -> Callable:
 
 
 def check_real(name: str, value: Any, *, finite: bool = True) -> float:
-    """Return ``value`` as a float; reject non-numbers, booleans and non-finite values."""
+    """Return ``value`` as a float; reject non-numbers, booleans and non-finite values.
+
+    A 0-d NumPy array of a real dtype (``np.array(1e-6)``) counts as its number.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
     if isinstance(value, bool) or not isinstance(value, Real | np.floating | np.integer):
         raise TypeError(
             f"`{name}` must be a real number; got {type(value).__name__} {value!r:.60}."
@@ -82,14 +89,39 @@ def check_choice(name: str, value: Any, choices: Any) -> Any:
     return value
 
 
+def real_array(name: str, value: Any, *, returned: bool = False, where: str = "") -> np.ndarray:
+    """Return ``value`` as a float64 array, or raise ``TypeError`` saying why it is not one.
+
+    Complex values are refused rather than cast (NumPy would silently drop the imaginary
+    part); strings, ``None``, dicts and other objects are refused rather than turned into
+    NaN or parsed.  ``returned`` words the message for the output of a callable ``name``;
+    ``where`` (e.g. " at t = 0") is appended to it.
+    """
+    verb = "return" if returned else "be"
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raw = None  # ragged nested sequences
+    if raw is not None and raw.dtype.kind == "c":
+        raise TypeError(
+            f"`{name}` must {verb} real numbers; got complex {value!r:.60}{where}. odecourse "
+            "works with real numbers: write a complex z = x + iy as the real pair (x, y)."
+        )
+    if raw is not None and raw.dtype.kind == "O" and any(x is None for x in raw.flat):
+        raw = None  # NumPy would turn None into NaN
+    if raw is not None and raw.dtype.kind in "biufO":
+        try:
+            return np.asarray(raw, dtype=float)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"`{name}` must {verb} an array of real numbers; got {value!r:.60}{where}.")
+
+
 def check_finite_array(
     name: str, value: Any, *, ndim: int | tuple[int, ...] | None = None
 ) -> np.ndarray:
     """Return ``value`` as a float64 array, checking that it is finite and of the given rank."""
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`{name}` must be an array of real numbers; got {value!r:.60}.") from exc
+    array = real_array(name, value)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if array.ndim not in allowed:
@@ -152,13 +184,7 @@ def checked_rhs(name: str, fun: Callable, n: int) -> Callable[[float, np.ndarray
     """
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        value = fun(t, y)
-        try:
-            dy = np.asarray(value, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"`{name}` must return an array of real numbers; got {value!r:.60} at t = {t:.6g}."
-            ) from None
+        dy = real_array(name, fun(t, y), returned=True, where=f" at t = {t:.6g}")
         if dy.shape != (n,):
             raise ValueError(
                 f"`{name}` must return an array of shape ({n},) like `y0`; "
@@ -167,6 +193,28 @@ def checked_rhs(name: str, fun: Callable, n: int) -> Callable[[float, np.ndarray
         return dy
 
     return rhs
+
+
+def check_jacobian(what: str, value: Any, n: int) -> np.ndarray:
+    """Return a Jacobian as a real float64 (n, n) array; ``what`` names it (``"`jac(t, y)`"``).
+
+    Non-finite entries pass: the caller decides whether they are an error or a failed step.
+    """
+    if hasattr(value, "toarray"):  # a scipy.sparse matrix, recognised without importing it
+        raise TypeError(
+            f"{what} must be a dense array; sparse Jacobians are not supported (got "
+            f"{type(value).__name__}; convert it with `.toarray()`)."
+        )
+    try:
+        matrix = real_array("jac", value)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be an array of real numbers of shape ({n}, {n}); got "
+            f"{type(value).__name__} {value!r:.60}."
+        ) from None
+    if matrix.shape != (n, n):
+        raise ValueError(f"{what} must be an array of shape ({n}, {n}); got shape {matrix.shape}.")
+    return matrix
 
 
 def check_interval(name: str, value: Any) -> tuple[float, float]:

@@ -285,9 +285,9 @@ def _attempt(
     the number of rejections.  ``observer`` sees every attempt.
     """
     direction = 1.0 if t1 > t else -1.0
-    h_abs, rejected = min(h_abs, tol.max_step), 0
     min_step = _min_step(t, direction)
-    h_abs = max(h_abs, min_step)
+    # A `max_step` below the time resolution leaves no admissible step: fail, as SciPy does.
+    h_abs, rejected = min(max(h_abs, min_step), tol.max_step), 0
     while h_abs >= min_step:
         t_new = t + direction * h_abs
         if direction * (t_new - t1) > 0:
@@ -406,7 +406,7 @@ def integrate_adaptive(
         )
         counts["n_rejected"] += rejected
         if step is None:
-            status, message = -1, _step_too_small(t, h_abs)
+            status, message = -1, _step_too_small(t, h_abs, max_step)
             break
         counts["n_steps"] += 1
         t, y, f_t = step.t, step.y, step.f
@@ -437,7 +437,13 @@ def _output_due(t_eval: Sequence[float] | None, n_done: int, t: float, forward: 
     return float(t_eval[n_done]) <= t if forward else float(t_eval[n_done]) >= t
 
 
-def _step_too_small(t: float, h_abs: float) -> str:
+def _step_too_small(t: float, h_abs: float, max_step: float = math.inf) -> str:
+    if max_step < _min_step(t, 1.0):
+        return (
+            f"`max_step` = {max_step:.3g} is below the resolution of floating-point times "
+            f"near t = {t:.6g} (steps shorter than {_min_step(t, 1.0):.3g} cannot advance "
+            "time accurately); use a larger `max_step`, or shift `t_span` towards 0."
+        )
     return (
         f"The step size became too small (|h| = {h_abs:.3g}) at t = {t:.6g}; the solution "
         "may blow up or stop being finite near this time, or the problem is stiff (in "

@@ -98,6 +98,7 @@ def _seminorm(state: tuple[Tensor, ...]) -> Tensor:
 
 def _backward_solve(problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor) -> tuple[Tensor, ...]:
     """Integrate the adjoint system from ``t[-1]`` back to ``t[0]``; return the gradients."""
+    _check_incoming(grad_ys, problem.times)
     dynamics = _AugmentedDynamics(problem.func, problem.params)
     a = grad_ys[-1]
     a_theta = tuple(torch.zeros_like(p) for p in problem.params)
@@ -111,6 +112,23 @@ def _backward_solve(problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor) -> tu
         if problem.stats is not None:
             problem.stats.add_backward(counts)
     return (a, *a_theta)
+
+
+def _check_incoming(grad_ys: Tensor, times: list[float]) -> None:
+    """Refuse a non-finite incoming gradient: no adjoint solve can start from it.
+
+    Backprop through the solver would silently return NaN gradients; the adjoint method
+    says where the NaN came from instead.
+    """
+    finite = torch.isfinite(grad_ys.reshape(len(times), -1)).all(dim=1)
+    if bool(finite.all()):
+        return
+    i = int((~finite).nonzero()[0, 0])
+    raise ValueError(
+        f"odeint_adjoint: the incoming gradient dL/dy(t) is not finite at t = {times[i]:.6g} "
+        f"(output {i}); the loss or the computation after odeint_adjoint produced NaN or "
+        "inf, before any adjoint solve. Check the loss (e.g. log(0), 0/0)."
+    )
 
 
 class _OdeintAdjoint(torch.autograd.Function):

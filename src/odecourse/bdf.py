@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
-from scipy.sparse import issparse
 
 from odecourse._arrays import rms_norm
 from odecourse._loop import (
@@ -56,6 +55,7 @@ from odecourse._loop import (
     Recorder,
     too_many_steps,
 )
+from odecourse._validation import check_jacobian
 from odecourse.adaptive import MAX_FACTOR, MIN_FACTOR, SAFETY, select_initial_step
 from odecourse.newton import (
     NewtonResult,
@@ -183,21 +183,6 @@ class _State:
     n_rejected: int = 0
 
 
-def _check_jac_matrix(value: Any, n: int, what: str) -> np.ndarray:
-    """Return ``value`` as a float (n, n) array, or say what is wrong with it."""
-    if issparse(value):
-        raise TypeError(f"{what} must be a dense array; sparse Jacobians are not supported.")
-    try:
-        matrix = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{what} must be an array of real numbers of shape ({n}, {n}); got {value!r:.60}."
-        ) from exc
-    if matrix.shape != (n, n):
-        raise ValueError(f"{what} must be an array of shape ({n}, {n}); got shape {matrix.shape}.")
-    return matrix
-
-
 def _jacobian_source(
     jac: Any, f: Counted, t0: float, y0: np.ndarray, f0: np.ndarray, stats: NewtonStats
 ) -> tuple[Jacobian | None, np.ndarray]:
@@ -213,10 +198,10 @@ def _jacobian_source(
 
         def jacobian(t: float, y: np.ndarray, f_y: np.ndarray) -> np.ndarray:
             stats.njev += 1
-            return _check_jac_matrix(jac(t, y), n, "`jac(t, y)`")
+            return check_jacobian("`jac(t, y)`", jac(t, y), n)
 
     else:
-        matrix = _check_jac_matrix(jac, n, "`jac`")
+        matrix = check_jacobian("`jac`", jac, n)
         if not np.all(np.isfinite(matrix)):
             raise ValueError(f"`jac` must contain only finite values; got {matrix!r:.80}.")
         return None, matrix

@@ -124,9 +124,24 @@ def _fixed_step_method(method: str | ButcherTableau) -> str | ButcherTableau:
     return dataclasses.replace(tableau, b_hat=None, error_order=None)
 
 
-def _final_error(problem: Any, result: Any) -> float:
+def _check_problem(problem: Any) -> Any:
+    """``problem`` must look like an :class:`~odecourse.ivp.IVP` with an exact solution."""
+    missing = [a for a in ("f", "t_span", "y0", "exact") if not hasattr(problem, a)]
+    if missing:
+        raise TypeError(
+            "`problem` must be an IVP-like object with `f`, `t_span`, `y0` and `exact`, "
+            f"e.g. get_problem('exponential_decay'); got {type(problem).__name__} "
+            f"{problem!r:.60} (missing {', '.join(missing)})."
+        )
     if problem.exact is None:
-        raise ValueError(f"problem {getattr(problem, 'name', '')!r} has no exact solution.")
+        raise ValueError(
+            f"`problem` {getattr(problem, 'name', '')!r} has no exact solution (`exact` is "
+            "None), so errors cannot be measured; choose a problem with one."
+        )
+    return problem
+
+
+def _final_error(problem: Any, result: Any) -> float:
     return float(np.max(np.abs(result.y[:, -1] - problem.exact(problem.t_span[1]))))
 
 
@@ -167,6 +182,7 @@ def convergence_study(
             f"`n_steps` must hold at least two distinct step counts to fit an order; "
             f"got {tuple(int(n) for n in counts)}."
         )
+    _check_problem(problem)
     fixed = _fixed_step_method(method)
     t0, t1 = problem.t_span
     h = abs(t1 - t0) / counts
@@ -213,10 +229,12 @@ def work_precision(
     """
     if (rtols is None) == (hs is None):
         raise ValueError("give exactly one of `rtols` (adaptive) or `hs` (fixed-step).")
+    _check_problem(problem)
     atol_ratio = check_positive("atol_ratio", atol_ratio)
-    values = check_finite_array(
-        "rtols" if hs is None else "hs", rtols if hs is None else hs, ndim=1
-    )
+    name = "rtols" if hs is None else "hs"
+    values = check_finite_array(name, rtols if hs is None else hs, ndim=1)
+    if values.size == 0 or np.any(values <= 0):
+        raise ValueError(f"`{name}` must hold at least one positive value; got {values}.")
     rows = []
     for value in values:
         if hs is None:

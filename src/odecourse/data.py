@@ -29,11 +29,15 @@ class Dataset:
 
     Attributes
     ----------
-    X_train : torch.Tensor, shape (n_train, d), default floating dtype
+    X_train : torch.Tensor, shape (n_train, d), floating (float32 or float64)
     y_train : torch.Tensor, shape (n_train,), int64
-    X_test : torch.Tensor, shape (n_test, d), default floating dtype
+    X_test : torch.Tensor, shape (n_test, d), floating
     y_test : torch.Tensor, shape (n_test,), int64
     name : str
+
+    Construction checks that both splits are non-empty and finite, that the labels are
+    integer class indices with one per sample, and that the splits share the features;
+    it raises ``TypeError`` or ``ValueError`` naming the field otherwise.
     """
 
     X_train: torch.Tensor
@@ -41,6 +45,18 @@ class Dataset:
     X_test: torch.Tensor
     y_test: torch.Tensor
     name: str = ""
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            X = _check_inputs(f"X_{split}", getattr(self, f"X_{split}"))
+            _check_labels(f"y_{split}", getattr(self, f"y_{split}"), X.shape[0])
+        if self.X_test.shape[1] != self.X_train.shape[1]:
+            raise ValueError(
+                f"`X_test` must have the {self.X_train.shape[1]} features of `X_train`; "
+                f"got shape {tuple(self.X_test.shape)}."
+            )
+        if not isinstance(self.name, str):
+            raise TypeError(f"`name` must be a string; got {self.name!r:.60}.")
 
     @property
     def n_features(self) -> int:
@@ -51,6 +67,40 @@ class Dataset:
     def n_classes(self) -> int:
         """Number of classes (largest label plus one)."""
         return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def _check_inputs(name: str, X: object) -> torch.Tensor:
+    """Inputs: a non-empty, finite, floating tensor of shape (n, d); any float dtype."""
+    if not isinstance(X, torch.Tensor) or not X.is_floating_point() or X.ndim != 2:
+        got = f"{X.dtype} tensor of shape {tuple(X.shape)}" if isinstance(X, torch.Tensor) else X
+        raise TypeError(
+            f"`{name}` must be a floating torch.Tensor of shape (n, d); got {got!r:.80}."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one sample with at least one feature; got shape "
+            f"{tuple(X.shape)}."
+        )
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError(f"`{name}` must contain only finite values.")
+    return X
+
+
+def _check_labels(name: str, y: object, n: int) -> None:
+    """Labels: an integer tensor of shape (n,) with values >= 0 (class indices)."""
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex():
+        got = f"{y.dtype} tensor" if isinstance(y, torch.Tensor) else repr(y)[:60]
+        raise TypeError(
+            f"`{name}` must be an integer tensor of class indices (int64); got {got} "
+            "(convert float labels with .long())."
+        )
+    if y.shape != (n,):
+        raise ValueError(
+            f"`{name}` must hold one label per row of `X_{name[2:]}`, shape ({n},); got "
+            f"shape {tuple(y.shape)}."
+        )
+    if bool((y < 0).any()):
+        raise ValueError(f"`{name}` must hold class indices >= 0; got {int(y.min())}.")
 
 
 def _check_fraction(test_fraction: float) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,14 +175,21 @@ def integrate_fixed(
         step = rk_stepper(step)
     f = Counted(f)
     t0, t1 = float(t_span[0]), float(t_span[1])
+    if grid is None:
+        _warn_if_unresolved(t0, t1, h)
     points = _grid(t0, t1, h) if grid is None else (float(t) for t in grid)
     direction = 1.0 if t1 > t0 else -1.0
     recorder = Recorder(t0, y0, t_eval, direction, dense_output, events)
     y, f_t = y0, f(t0, y0)
     status, message, n_steps = 0, SUCCESS_MESSAGE, 0
+    if not all_finite(f_t):
+        points, status, message = iter(()), -1, _not_finite_at_start(t0)
     for t, t_new in itertools.pairwise(points):
         if n_steps >= max_steps:
             status, message = -1, too_many_steps(max_steps, t)
+            break
+        if direction * (t_new - t) <= 0:
+            status, message = -1, _unresolved(t, h)
             break
         try:
             outcome = step(f, t, y, f_t, t_new - t)
@@ -197,6 +205,39 @@ def integrate_fixed(
             status, message = 1, TERMINATION_MESSAGE
             break
     return recorder.result(nfev=f.n, n_steps=n_steps, status=status, message=message)
+
+
+#: Warn when ``h`` is below this many floating-point spacings of the times it steps between.
+RESOLUTION_SPACINGS = 100
+
+
+def _warn_if_unresolved(t0: float, t1: float, h: float) -> None:
+    """Warn when rounding the grid times changes the step lengths by more than 1 %."""
+    spacing = max(math.ulp(t0), math.ulp(t1))
+    if h < RESOLUTION_SPACINGS * spacing:
+        warnings.warn(
+            f"`h` = {h:.3g} is close to the spacing {spacing:.3g} of floating-point times in "
+            f"`t_span` = ({t0:.6g}, {t1:.6g}): the grid points are rounded, so the steps are "
+            "not of equal length (and may be empty); shift `t_span` towards 0 or use a larger "
+            "`h`.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _unresolved(t: float, h: float | None) -> str:
+    return (
+        f"The step after t = {t:.6g} has zero length: the step size (h = {h}) is below the "
+        "resolution of floating-point times there. Shift `t_span` towards 0 or use a "
+        "larger `h`."
+    )
+
+
+def _not_finite_at_start(t0: float) -> str:
+    return (
+        f"f(t0, y0) is not finite at the initial time t = {t0:.6g}, so no step can be taken; "
+        "check the right-hand side there."
+    )
 
 
 def _not_finite(t: float, t_new: float) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
-from odecourse._validation import check_callable, check_int, check_positive
+from odecourse._validation import check_callable, check_int, check_jacobian, check_positive
 from odecourse.dense_output import HermiteInterpolant
 from odecourse.fixed_step import StepOutcome
 from odecourse.newton import (
@@ -178,12 +178,13 @@ def _jacobian(
     r""":math:`\partial f/\partial y` at the start of the step: given, or by differences."""
     stats.njev += 1
     if jac is None:
-        return finite_difference_jacobian(f, t, y, f_t)
-    matrix = np.asarray(jac(t, y), dtype=float)
-    if matrix.shape != (y.size, y.size):
-        raise ValueError(
-            f"`jac(t, y)` must return an array of shape ({y.size}, {y.size}); "
-            f"got shape {matrix.shape}."
+        matrix = finite_difference_jacobian(f, t, y, f_t)
+    else:
+        matrix = check_jacobian("`jac(t, y)`", jac(t, y), y.size)
+    if not np.all(np.isfinite(matrix)):
+        raise NewtonConvergenceError(
+            f"The Jacobian is not finite at t = {t:.6g}, so Newton's method cannot start; "
+            "check `jac`, or `fun` near this state."
         )
     return matrix
 

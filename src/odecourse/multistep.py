@@ -30,6 +30,7 @@ Dahlquist (1956), Convergence and stability in the numerical integration of ODEs
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Rational, Real
@@ -68,6 +69,15 @@ def _as_coefficient(name: str, value: object) -> Fraction | float:
     return value
 
 
+def _as_sequence(name: str, value: object) -> tuple:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"`{name}` must be a sequence of k + 1 numbers, from {name}_0 (oldest) to "
+            f"{name}_k (newest); got {type(value).__name__} {value!r:.60}."
+        )
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class LinearMultistepMethod:
     r"""A linear multistep method :math:`\sum_j \alpha_j y_{n+j} = h \sum_j \beta_j f_{n+j}`.
@@ -86,6 +96,9 @@ class LinearMultistepMethod:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a string, or ``alpha`` or ``beta`` is not a sequence of real
+        numbers.
     ValueError
         If the lengths differ, ``k < 1``, :math:`\alpha_k \ne 1`, or ``order`` is wrong.
     """
@@ -96,8 +109,10 @@ class LinearMultistepMethod:
     order: int | None = None
 
     def __post_init__(self) -> None:
-        alpha = tuple(_as_coefficient("alpha", a) for a in self.alpha)
-        beta = tuple(_as_coefficient("beta", b) for b in self.beta)
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"`name` must be a non-empty string; got {self.name!r:.60}.")
+        alpha = tuple(_as_coefficient("alpha", a) for a in _as_sequence("alpha", self.alpha))
+        beta = tuple(_as_coefficient("beta", b) for b in _as_sequence("beta", self.beta))
         if len(alpha) != len(beta):
             raise ValueError(
                 f"`alpha` and `beta` must have the same length k + 1; got {len(alpha)} and "
@@ -179,6 +194,12 @@ class LinearMultistepMethod:
     def error_constant(self):
         r"""The error constant :math:`C_{p+1} / \sigma(1)` (Hairer-Norsett-Wanner, III.2)."""
         p = self.computed_order()
+        if _is_zero(self.sigma(1)):
+            raise ValueError(
+                f"the error constant of {self.name} is undefined: sigma(1) = 0, so the method "
+                f"is not consistent (order {p}); a consistent method has "
+                "rho'(1) = sigma(1) != 0."
+            )
         return self.order_constants(p + 1)[p + 1] / self.sigma(1)
 
     def is_consistent(self) -> bool:

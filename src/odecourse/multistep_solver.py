@@ -54,9 +54,11 @@ from ._validation import (
     check_choice,
     check_finite_array,
     check_int,
+    check_jacobian,
     check_positive,
     check_t_eval,
     check_t_span,
+    checked_rhs,
 )
 from .bdf import integrate_bdf
 from .dense_output import HermiteInterpolant
@@ -184,15 +186,12 @@ class MultistepStepper:
     def _newton(self, f, t: float, guess: Any, h_beta: float, rhs: Any) -> np.ndarray:
         r"""Solve :math:`y - h\beta_k f(t, y) = r` by simplified Newton (one LU per step)."""
         y = np.array(guess, dtype=float)
-        jacobian = self.jac(t, y) if self.jac is not None else finite_difference_jacobian(f, t, y)
+        if self.jac is None:
+            jacobian = finite_difference_jacobian(f, t, y)
+        else:
+            jacobian = check_jacobian("`jac(t, y)`", self.jac(t, y), y.size)
         self.stats.njev += 1
-        jacobian = np.asarray(jacobian, dtype=float)
-        if jacobian.size != y.size**2:
-            raise ValueError(
-                f"`jac(t, y)` must return an array of shape ({y.size}, {y.size}); "
-                f"got shape {jacobian.shape}."
-            )
-        matrix = np.eye(y.size) - h_beta * jacobian.reshape(y.size, y.size)
+        matrix = np.eye(y.size) - h_beta * jacobian
         if not np.all(np.isfinite(matrix)):
             raise NewtonConvergenceError(f"the Jacobian is not finite at t = {t:.6g}.")
         lu = scipy.linalg.lu_factor(matrix)
@@ -287,16 +286,25 @@ def multistep_solve(
     NewtonConvergenceError
         If Newton's method fails in an implicit step.
 
-    Taught in Chapter 4.
+    Notes
+    -----
+    ``f`` is checked on every call: it must return real numbers in the shape of ``y0``
+    (a ``ValueError`` or ``TypeError`` naming ``f`` otherwise); a non-finite value ends
+    the integration with ``status = -1``.  Taught in Chapter 4.
     """
     check_callable("f", f)
     t_span = check_t_span("t_span", t_span)
     h = check_positive("h", h)
-    if not is_torch(y0):
+    if is_torch(y0):
+        f = _checked_tensor_rhs(f, y0)
+    else:
         y0 = check_finite_array("y0", y0, ndim=1)
+        f = checked_rhs("f", f, y0.size)
     t_eval = check_t_eval("t_eval", t_eval, t_span)
     max_steps = check_int("max_steps", max_steps, minimum=1)
     stepper = MultistepStepper(method, corrector, starter, jac)
+    if is_torch(y0):
+        _check_torch_stepper(stepper)
     h = _uniform_step(t_span, h)
     n_steps = round(abs(t_span[1] - t_span[0]) / h)
     if n_steps < stepper.history:
@@ -310,6 +318,38 @@ def multistep_solve(
     )  # fmt: skip
     result.njev, result.nlu = stepper.stats.njev, stepper.stats.nlu
     return result
+
+
+def _checked_tensor_rhs(f: Callable, y0: Any) -> Callable:
+    """Wrap ``f`` for a torch state: it must return a tensor shaped like ``y0``."""
+
+    def rhs(t: float, y: Any) -> Any:
+        dy = f(t, y)
+        if not is_torch(dy) or dy.shape != y0.shape:
+            got = f"shape {tuple(dy.shape)}" if is_torch(dy) else type(dy).__name__
+            raise ValueError(
+                f"`f` must return a tensor of shape {tuple(y0.shape)} like `y0`; got {got} "
+                f"at t = {t:.6g}."
+            )
+        return dy
+
+    return rhs
+
+
+def _check_torch_stepper(stepper: MultistepStepper) -> None:
+    """A torch state needs a path that only adds and scales states (no NumPy Newton)."""
+    method = stepper.method
+    if not method.explicit and stepper.corrector == "newton":
+        raise TypeError(
+            f"`y0` is a torch tensor, but the implicit method {method.name} with "
+            "corrector='newton' solves its equations with NumPy; use corrector='pece', an "
+            "explicit method, or a NumPy `y0` (y0.detach().numpy())."
+        )
+    if stepper.starter == STIFF_STARTER or not stepper.starter.explicit:
+        raise TypeError(
+            f"`starter` must be an explicit Runge-Kutta method for a torch `y0`; got "
+            f"{getattr(stepper.starter, 'name', stepper.starter)!r}."
+        )
 
 
 def multistep_solver(

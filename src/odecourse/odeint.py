@@ -146,8 +146,20 @@ class _TensorRHS:
     def __init__(self, func: Callable, y0: Tensor, layout: TupleLayout | None) -> None:
         self.func, self.layout = func, layout
         self.dtype, self.device, self.shape = y0.dtype, y0.device, y0.shape
+        self.started = False
 
     def __call__(self, t: float, y: Tensor) -> Tensor:
+        dy = self._evaluate(t, y)
+        if not self.started:  # f(t0, y0): later non-finite values are rejected steps
+            self.started = True
+            if not bool(torch.isfinite(dy.detach()).all()):
+                raise ValueError(
+                    f"`func` returned non-finite values at the initial time t = {t:.6g} "
+                    "(for the finite `y0`), so no step can start; check `func` there."
+                )
+        return dy
+
+    def _evaluate(self, t: float, y: Tensor) -> Tensor:
         time = torch.tensor(t, dtype=self.dtype, device=self.device)
         if self.layout is not None:
             dy = self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
@@ -228,13 +240,20 @@ def odeint(
         and the return value are shaped like ``y0`` (a tuple like ``y0`` for a tuple).
     y0 : Tensor, shape (*S), or tuple of Tensors
         Initial state at ``t[0]``, float32 or float64, on any device.  Tuple
-        components must share dtype and device.
+        components must share dtype and device.  Unlike torchdiffeq, float16 and
+        bfloat16 are refused with a ``TypeError``: with three significant digits the
+        error control cannot meet any useful tolerance, and it used to fail with a
+        misleading "step size too small".
     t : Tensor, shape (T,)
         Output times, strictly increasing or strictly decreasing, floating, on
         ``y0``'s device.  Only their values are used (cast to ``y0``'s dtype when
-        passed to ``func``); gradients with respect to ``t`` are not supported.
-    rtol, atol : float
-        Non-negative tolerances of the adaptive methods (torchdiffeq's defaults).
+        passed to ``func``): a ``t`` that requires grad is accepted and detached, so
+        gradients with respect to ``t`` are not computed (torchdiffeq computes them;
+        ``t.grad`` stays None here).
+    rtol, atol : float or Tensor
+        Non-negative tolerances of the adaptive methods (torchdiffeq's defaults); a
+        one-element tensor counts as its number, and a tensor that broadcasts to the
+        shape of ``y0`` gives per-entry tolerances (for a tensor ``y0`` only).
     method : str, optional
         ``"dopri5"`` (default), ``"bosh3"`` (adaptive), ``"euler"``, ``"midpoint"``,
         ``"heun"``, ``"ralston"``, ``"rk4"``, ``"rk38"`` (fixed step), or an
@@ -246,11 +265,14 @@ def odeint(
         Adaptive: ``first_step``, ``max_num_steps`` (accepted steps over the
         whole call), ``max_step``, ``norm`` (callable ``tensor -> scalar`` that
         replaces the RMS norm of the scaled error; for a tuple state it receives
-        the tuple), ``safety``, ``ifactor``, ``dfactor``.  Fixed step:
-        ``step_size``.  Without ``step_size`` a fixed-step method takes exactly
-        one step from each output time to the next, as torchdiffeq does; with it,
-        it steps on the grid ``t[0] + k * step_size`` (last step shortened to end
-        at ``t[-1]``) and fills the output times by dense output.
+        the tuple), ``safety`` in (0, 1], ``ifactor`` >= 1, ``dfactor`` in (0, 1)
+        (torchdiffeq does not check these three; outside these ranges the controller
+        loops forever or shrinks the step every time).  Fixed step: ``step_size``.
+        Numbers may be given as one-element tensors.  Without ``step_size`` a
+        fixed-step method takes exactly one step from each output time to the
+        next, as torchdiffeq does; with it, it steps on the grid
+        ``t[0] + k * step_size`` (last step shortened to end at ``t[-1]``) and
+        fills the output times by dense output.
     stats : SolveStats, optional
         Filled with the number of evaluations and steps (not a torchdiffeq argument).
 
@@ -297,16 +319,32 @@ def odeint(
     flat_y0, layout = check_y0(y0)
     times = check_t(t, flat_y0)
     tableau = resolve_method(method)
-    tolerances = (check_tolerance("rtol", rtol), check_tolerance("atol", atol))
-    if tableau.adaptive and tolerances == (0.0, 0.0):
+    per_entry = flat_y0 if layout is None else None
+    tolerances = (
+        check_tolerance("rtol", rtol, per_entry),
+        check_tolerance("atol", atol, per_entry),
+    )
+    if tableau.adaptive and all(_is_zero(tol) for tol in tolerances):
         raise ValueError("`rtol` and `atol` cannot both be zero.")
     if tableau.adaptive:  # the float64 floor, as SciPy: torchdiffeq's rtol=1e-7 stays valid
-        tolerances = (floor_rtol(tolerances[0]), tolerances[1])
+        tolerances = (_floor_rtol(tolerances[0]), tolerances[1])
     settings = check_options(options, tableau)
     if layout is not None and tableau.adaptive:
         settings = dataclasses.replace(settings, norm=layout.flat_norm(settings.norm))
     solution = _solve(func, flat_y0, times, tableau, tolerances, settings, layout, stats)
     return solution if layout is None else layout.unstack(solution)
+
+
+def _is_zero(tol: float | Tensor) -> bool:
+    return bool((tol == 0).all()) if isinstance(tol, Tensor) else tol == 0
+
+
+def _floor_rtol(rtol: float | Tensor) -> float | Tensor:
+    """:func:`~odecourse._validation.floor_rtol`, for a float or a tensor of tolerances."""
+    if not isinstance(rtol, Tensor):
+        return floor_rtol(rtol)
+    floored = floor_rtol(rtol.cpu().numpy())
+    return torch.as_tensor(floored, dtype=rtol.dtype, device=rtol.device)
 
 
 def _solve(

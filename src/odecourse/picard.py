@@ -31,6 +31,7 @@ from ._validation import (
     check_int,
     check_positive,
     check_t_span,
+    real_array,
 )
 
 __all__ = ["PicardIterates", "picard_error_bound", "picard_iterates"]
@@ -195,8 +196,14 @@ def _evaluate_along(f: Callable, grid: np.ndarray, phi: np.ndarray) -> np.ndarra
     n = phi.shape[0]
     values = np.empty_like(phi)
     for j, tj in enumerate(grid):
-        value = np.asarray(f(tj, phi[:, j].copy()), dtype=float)
+        value = real_array("f", f(tj, phi[:, j].copy()), returned=True, where=f" at t = {tj:.6g}")
         if value.size != n:
             raise ValueError(f"`f(t, y)` must return {n} value(s); got shape {value.shape}.")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"`f` returned non-finite values {value} at t = {tj:.6g} for "
+                f"y = {phi[:, j]}; the iterates cannot be integrated (check `f`, or a "
+                "shorter interval if the iterates grow without bound)."
+            )
         values[:, j] = value.reshape(n)
     return values

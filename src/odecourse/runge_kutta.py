@@ -31,12 +31,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from odecourse._arrays import add_scaled
-from odecourse._validation import check_choice
+from odecourse._validation import check_choice, real_array
 
 __all__ = [
     "ALIASES",
@@ -53,7 +54,7 @@ _TOL = 1e-12  # tolerance for the consistency checks on tableau coefficients
 
 def _read_only(name: str, value: Any, ndim: int) -> np.ndarray:
     """Return ``value`` as a read-only float64 copy of rank ``ndim``."""
-    array = np.array(value, dtype=float)
+    array = real_array(name, value).copy()
     if array.ndim != ndim or not np.all(np.isfinite(array)):
         raise ValueError(f"`{name}` must be a finite {ndim}-D array; got shape {array.shape}.")
     array.flags.writeable = False
@@ -154,6 +155,9 @@ class ButcherTableau:
         for key, array in arrays.items():
             object.__setattr__(self, key, array)
         self._check_consistency()
+        for key in ("order", "error_order", "dense_order"):  # np.int64(4) is stored as 4
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, int(getattr(self, key)))
         self._check_extensions()
 
     def _extra_stages(self, s: int) -> dict[str, np.ndarray]:
@@ -217,6 +221,12 @@ class ButcherTableau:
                 raise ValueError(
                     f"{self.name}: the embedded weights `b_hat` must sum to one; "
                     f"got {self.b_hat.sum()}."
+                )
+            if np.allclose(self.b_hat, self.b, rtol=0, atol=_TOL):
+                raise ValueError(
+                    f"{self.name}: the embedded weights `b_hat` must differ from `b`; got "
+                    f"b_hat = b = {self.b}, whose error estimate b - b_hat is zero, so every "
+                    "step would be accepted. Give the weights of a lower-order formula."
                 )
             if not _is_int(self.error_order) or not 1 <= self.error_order < self.order:
                 raise ValueError(
@@ -291,8 +301,8 @@ class ButcherTableau:
 
 
 def _is_int(value: Any) -> bool:
-    """True for a Python int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for an integer (Python or NumPy) that is not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
 
 
 def _nonzero(weights: np.ndarray) -> tuple[tuple[int, float], ...]:

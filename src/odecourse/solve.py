@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -246,14 +246,16 @@ class OdeSolution:
 
     def __call__(self, t: Any) -> np.ndarray:
         t = np.asarray(t, dtype=float)
-        if t.ndim == 0:
-            return np.asarray(self._segment(float(t))(float(t)))
+        if t.ndim == 0:  # a copy: at a step end the interpolant may hand back a stored state
+            return np.array(self._segment(float(t))(float(t)), dtype=float)
         return np.stack([self._segment(float(s))(float(s)) for s in t], axis=1)
 
 
-@dataclass
-class OdeResult:
-    """Result of :func:`solve_ivp`, with SciPy's field names (attribute or ``res["t"]`` access).
+class OdeResult(dict):
+    """Result of :func:`solve_ivp`: a dict with attribute access, like SciPy's ``OdeResult``.
+
+    ``res.t`` and ``res["t"]`` are the same; ``"y" in res``, ``res.keys()``, ``dict(res)``
+    and ``res.get("sol")`` work as for any dict.
 
     Attributes
     ----------
@@ -280,28 +282,17 @@ class OdeResult:
         Accepted and rejected steps.
     """
 
-    t: np.ndarray
-    y: np.ndarray
-    sol: OdeSolution | None
-    t_events: list[np.ndarray] | None
-    y_events: list[np.ndarray] | None
-    nfev: int
-    njev: int
-    nlu: int
-    status: int
-    message: str
-    success: bool
-    n_steps: int
-    n_rejected: int
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"OdeResult has no field {name!r}.") from None
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
+    __setattr__ = dict.__setitem__
+    __delattr__ = dict.__delitem__
 
-    def keys(self) -> list[str]:
-        """Field names, as for SciPy's dict-like ``OdeResult``."""
-        return [f.name for f in fields(self)]
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self.keys()]
 
 
 def _check_tolerance(name: str, value: Any, n: int) -> float | np.ndarray:
@@ -410,7 +401,10 @@ def solve_ivp(
     t_span : (float, float)
         Interval ``(t0, t1)``; ``t1 < t0`` integrates backwards.
     y0 : array_like, shape (n,)
-        Initial state.
+        Initial state, real.  Unlike SciPy, complex values raise ``TypeError``: the
+        implicit methods, the Newton solver and the torch front end of this package are
+        written for real states, and a silent cast would drop the imaginary part.  Write
+        a complex system as the real system of its real and imaginary parts.
     method : str or ButcherTableau
         SciPy's ``"RK45"``, ``"RK23"``, ``"DOP853"``, ``"Radau"`` and ``"BDF"`` (when
         registered), any name of :data:`METHODS` (``"dopri5"``, ``"bosh3"``, ``"rk4"``,
@@ -470,7 +464,7 @@ def solve_ivp(
     """
     fun = check_callable("fun", fun)
     t_span = check_t_span("t_span", t_span)
-    y0 = check_finite_array("y0", y0, ndim=1)
+    y0 = check_finite_array("y0", y0, ndim=1).copy()  # never the caller's array
     spec = _resolve_method(method)
     fun, options, events = _with_args(args, fun, _inert_options(spec, options), events)
     tolerances = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,6 +74,22 @@ def _on_model(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return X.to(device=parameter.device, dtype=dtype)
 
 
+def _loss(logits: Any, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Cross-entropy of ``logits`` against ``y``, after checking that their shapes fit."""
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != len(y):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"`model` must return logits of shape ({len(y)}, n_classes) for {len(y)} samples; "
+            f"got {got}."
+        )
+    if logits.shape[1] < n_classes:
+        raise ValueError(
+            f"`model` returns {logits.shape[1]} logit(s) per sample, but the labels have "
+            f"{n_classes} classes; give the model's last layer {n_classes} outputs."
+        )
+    return F.cross_entropy(logits, y)
+
+
 def _check_data(X: object, y: object) -> None:
     for name, value in (("X", X), ("y", y)):
         if not isinstance(value, torch.Tensor) or value.ndim == 0:
@@ -82,6 +99,10 @@ def _check_data(X: object, y: object) -> None:
     if y.shape[0] != X.shape[0]:
         raise ValueError(
             f"`y` must hold one label per row of `X` ({X.shape[0]}); got shape {tuple(y.shape)}."
+        )
+    if y.is_floating_point() or y.is_complex():
+        raise TypeError(
+            f"`y` must be an integer tensor of class indices; got {y.dtype} (use y.long())."
         )
 
 
@@ -111,7 +132,7 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, **kwargs) -> tu
     with torch.no_grad():
         y = y.to(X.device)
         logits = model(X, **kwargs)
-        loss = F.cross_entropy(logits, y).item()
+        loss = _loss(logits, y, int(y.max()) + 1 if y.numel() else 0).item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
     model.train(was_training)
     return loss, accuracy
@@ -219,7 +240,7 @@ def train(
         for start in range(0, n_train, batch_size):
             batch = order[start : start + batch_size]
             opt.zero_grad()
-            F.cross_entropy(model(X[batch]), y[batch]).backward()
+            _loss(model(X[batch]), y[batch], data.n_classes).backward()
             opt.step()
         _record(history, model, data)
         bar.update(epoch, history)

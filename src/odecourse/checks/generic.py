@@ -37,6 +37,13 @@ def _finite_difference_gradient(fn: Callable, x: np.ndarray, eps: float, hint: s
         step[index] = eps
         with _student_code("your function", hint):
             plus, minus = float(_to_numpy(fn(x + step))), float(_to_numpy(fn(x - step)))
+        if not (np.isfinite(plus) and np.isfinite(minus)):
+            raise _failure(
+                f"your function returned {plus} and {minus} at x +/- eps in component "
+                f"{index}; a gradient can only be checked where the function is finite.",
+                "make the function return a finite number near x (look for log(0), 0/0 or "
+                "an overflow), or check the gradient at another point.",
+            )
         gradient[index] = (plus - minus) / (2 * eps)
     return gradient
 
@@ -97,7 +104,7 @@ def check_gradient(
         raise _failure(f"the gradient has shape {grad.shape}; x has {x.shape}.", hint)
     reference = _finite_difference_gradient(fn, x, eps, hint)
     error = _relative_error(grad, reference)
-    if error > rtol:
+    if not error <= rtol:  # also fails on NaN
         raise _failure(
             f"the gradient differs from finite differences by {error:.1e} (relative); "
             f"largest mismatch in component {_worst_index(grad, reference)}.",

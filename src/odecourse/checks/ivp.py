@@ -83,17 +83,20 @@ def check_first_order_system(
         "introduce one unknown per derivative below the highest, y = (u, u', ...); "
         "f returns their derivatives, the last one solved from the equation."
     )
+    bad_solution = "the known solution must be finite on `t_span`; check it, or the interval."
     for t in np.linspace(t0, t1, n_points):
-        y = np.asarray(solution(t), dtype=float)
+        y = _as_array(solution(t), f"solution({t:.3g})", bad_solution)
         dt = 1e-5 * max(1.0, abs(t))
-        dydt = (np.asarray(solution(t + dt)) - np.asarray(solution(t - dt))) / (2 * dt)
+        after = _as_array(solution(t + dt), f"solution({t + dt:.3g})", bad_solution)
+        before = _as_array(solution(t - dt), f"solution({t - dt:.3g})", bad_solution)
+        dydt = (after - before) / (2 * dt)
         with _student_code("your f", hint):
             value = f(float(t), y.copy())
         value = _as_array(value, f"f({t:.3g}, y)", hint)
         if value.shape != y.shape:
             raise _failure(f"f(t, y) has shape {value.shape}; the state has {y.shape}.", hint)
         error = _relative_error(value, dydt)
-        if error > rtol:
+        if not error <= rtol:  # also fails on NaN
             raise _failure(
                 f"at t = {t:.3g}, f(t, y) = {np.round(value, 4)} but y'(t) = {np.round(dydt, 4)}.",
                 hint,
@@ -142,6 +145,6 @@ def check_picard_step(picard_step: Callable[..., Any], *, hint: str | None = Non
             raise _failure(f"picard_step returned shape {phi.shape}; expected {t.shape}.", hint)
     expected = 1 + t**2 + t**4 / 2 + t**6 / 6
     error = float(np.max(np.abs(phi - expected)))
-    if error > 1e-5:
+    if not error <= 1e-5:
         raise _failure(f"after three iterations the error is {error:.2e} (expected < 1e-5).", hint)
     _passed("three Picard iterations for y' = 2ty give 1 + t^2 + t^4/2 + t^6/6.")

@@ -5,8 +5,10 @@ See :mod:`odecourse.checks` for how the checks report.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from fractions import Fraction
-from numbers import Rational
+from numbers import Rational, Real
 from typing import Any
 
 from odecourse._validation import (
@@ -24,6 +26,19 @@ from ._verdict import (
 __all__ = ["check_multistep_coefficients"]
 
 
+def _coefficients(name: str, value: Any, hint: str) -> list:
+    """``value`` as a list of finite real numbers, or :class:`CheckFailed` saying why not."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise _failure(f"{name} must be a list of numbers; got {value!r:.60}.", hint)
+    values = list(value)
+    for j, x in enumerate(values):
+        if isinstance(x, bool) or not isinstance(x, Real):
+            raise _failure(f"{name}[{j}] = {x!r:.40} is not a real number.", hint)
+        if not math.isfinite(x):
+            raise _failure(f"{name}[{j}] = {x} is not finite.", hint)
+    return values
+
+
 def _multistep_method(alpha: Any, beta: Any, hint: str) -> LinearMultistepMethod:
     if beta is None:
         answer = _answer(alpha, "your coefficients function", hint)
@@ -36,7 +51,7 @@ def _multistep_method(alpha: Any, beta: Any, hint: str) -> LinearMultistepMethod
                 "pass `alpha` and `beta`, a LinearMultistepMethod, or a function of no "
                 f"arguments returning (alpha, beta); got {type(answer).__name__}."
             ) from exc
-    alpha, beta = list(alpha), list(beta)
+    alpha, beta = _coefficients("alpha", alpha, hint), _coefficients("beta", beta, hint)
     if len(alpha) != len(beta) or len(alpha) < 2:
         raise _failure(
             f"alpha and beta have lengths {len(alpha)} and {len(beta)}; a k-step method "

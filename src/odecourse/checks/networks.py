@@ -53,6 +53,12 @@ def _run_block(block: Any, x: Any, hint: str) -> Any:
         y = block(x)
     if not isinstance(y, torch.Tensor):
         raise _failure(f"the block returned {type(y).__name__}, not a torch.Tensor.", hint)
+    if not bool(torch.isfinite(y).all()):
+        raise _failure(
+            "the block's output is not finite (it contains nan or inf).",
+            "look for a division by zero, a log of a non-positive number, or an overflow "
+            "in the residual branch.",
+        )
     if tuple(y.shape) != tuple(x.shape):
         raise _failure(
             f"the block maps shape {tuple(x.shape)} to {tuple(y.shape)}; a residual block "

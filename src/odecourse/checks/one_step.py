@@ -105,16 +105,29 @@ def check_step_order(
         "stage (t + c_i h), the state it is evaluated at, and the weights of the update."
     )
     errors = np.array([_global_error(step, n, hint) for n in counts])
+    if not np.all(np.isfinite(errors)):
+        raise _failure("the final error is not finite: the method blew up.", hint)
     if np.any(errors <= 1e-14):
         raise _failure("the errors reached rounding level; the order cannot be measured.", hint)
     order = observed_order(2.0 / np.array(counts), errors)
-    if abs(order - expected_order) > ORDER_TOLERANCE:
+    if not abs(order - expected_order) <= ORDER_TOLERANCE:
         raise _failure(
             f"the observed order is {order:.2f}, but the method should have order "
             f"{expected_order}.",
             hint,
         )
     _passed(f"observed order {order:.2f}, as expected ({expected_order}).")
+
+
+def _as_complex(value: Any, what: str, hint: str) -> complex:
+    """``value`` as a finite complex number, or :class:`CheckFailed` saying why not."""
+    try:
+        number = complex(np.asarray(_to_numpy(value)).item())
+    except (TypeError, ValueError) as exc:
+        raise _failure(f"{what} is not a number (got {value!r:.60}).", hint) from exc
+    if not np.isfinite(number):
+        raise _failure(f"{what} = {number} is not finite.", hint)
+    return number
 
 
 def _tableau_arrays(tableau: Any, hint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -237,9 +250,11 @@ def check_stability_function(
     ]
     for z in points:
         with _student_code("your R", hint):
-            value = complex(_to_numpy(R(complex(z))))
-        expected = complex(np.asarray(reference(z)))
-        if abs(value - expected) > 1e-8 * max(1.0, abs(expected)):
+            value = _as_complex(R(complex(z)), f"R({z:.3f})", hint)
+        expected = _as_complex(
+            reference(z), f"the reference R({z:.3f})", "pass a correct reference."
+        )
+        if not abs(value - expected) <= 1e-8 * max(1.0, abs(expected)):
             raise _failure(
                 f"at z = {z:.3f}, R(z) = {value:.6f} but it should be {expected:.6f}.", hint
             )
