@@ -46,7 +46,9 @@ def maximum(a: Any, b: Any) -> Any:
 def all_finite(x: Any) -> bool:
     """Return True if every entry of ``x`` is finite."""
     if is_torch(x):
-        return bool(x.isfinite().all())
+        # Detached: on a tensor that requires grad, isfinite's composite kernel would record
+        # ops that keep the tensor alive for the backward pass.
+        return bool(x.detach().isfinite().all())
     return bool(np.isfinite(x).all())
 
 
