@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
-from scipy.sparse import issparse
 
 from odecourse._loop import (
     SUCCESS_MESSAGE,
@@ -46,6 +45,7 @@ from odecourse._loop import (
     Recorder,
     too_many_steps,
 )
+from odecourse._validation import check_jacobian
 from odecourse.adaptive import (
     MAX_FACTOR,
     MIN_FACTOR,
@@ -186,34 +186,13 @@ class _Step:
     rejected: int
 
 
-def _checked_matrix(what: str, value: Any, n: int) -> np.ndarray:
-    """``value`` as a real float64 (n, n) array; ``what`` starts the error message."""
-    if issparse(value):
-        raise TypeError(
-            f"{what} a dense array of shape ({n}, {n}); sparse Jacobians are not supported "
-            f"(got {type(value).__name__}; convert it with `.toarray()`)."
-        )
-    try:
-        if np.iscomplexobj(value):
-            raise TypeError("complex")
-        matrix = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{what} an array of real numbers of shape ({n}, {n}); "
-            f"got {type(value).__name__} {value!r:.60}."
-        ) from exc
-    if matrix.shape != (n, n):
-        raise ValueError(f"{what} an array of shape ({n}, {n}); got shape {matrix.shape}.")
-    return matrix
-
-
 def _jacobian_source(jac: Any, f: Counted, n: int) -> tuple[_Jacobian, np.ndarray | None]:
     """Validate ``jac``; return ``jacobian(t, y, f_y)`` and the matrix if it is constant."""
     if jac is None:
         return (lambda t, y, f_y: finite_difference_jacobian(f, t, y, f_y)), None
     if callable(jac):
-        return (lambda t, y, f_y: _checked_matrix("`jac(t, y)` must return", jac(t, y), n)), None
-    matrix = _checked_matrix("`jac` must be None, a callable `jac(t, y)`, or", jac, n)
+        return (lambda t, y, f_y: check_jacobian("`jac(t, y)`", jac(t, y), n)), None
+    matrix = check_jacobian("`jac` (None, a callable `jac(t, y)`, or a matrix)", jac, n)
     if not np.all(np.isfinite(matrix)):
         raise ValueError(f"`jac` must contain only finite values; got {matrix!r:.80}.")
     return (lambda t, y, f_y: matrix), matrix
