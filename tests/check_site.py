@@ -5,7 +5,9 @@ Run by ``make test-site`` after ``make book``.  For every page of ``_build/html`
 - the page's JavaScript ran without an uncaught error (Chromium's console log);
 - MathJax rendered every formula: the rendered DOM has MathJax containers on every page
   whose source has math, and no raw ``\\(``, ``\\[`` or ``$$`` delimiters are left in text;
-- every image and every internal link points to a file that exists.
+- every image and every internal link points to a file that exists;
+
+and the search page, asked for "Picard", lists Chapter 1 first.
 
 Screenshots of the chapters go to ``_build/screenshots/``.  Exits non-zero with one line
 per problem.  Chromium is found as ``chromium`` or ``chromium-browser`` on the PATH (Debian:
@@ -68,11 +70,11 @@ def _chromium() -> str:
     )
 
 
-def _render(browser: str, page: Path, profile: str) -> tuple[str, str]:
+def _render(browser: str, page: Path, profile: str, query: str = "") -> tuple[str, str]:
     """The DOM after scripts ran, and Chromium's console log."""
     run = subprocess.run(
         [browser, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-         f"--virtual-time-budget={BUDGET_MS}", "--dump-dom", page.as_uri()],
+         f"--virtual-time-budget={BUDGET_MS}", "--dump-dom", page.as_uri() + query],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     return run.stdout, run.stderr
@@ -128,6 +130,17 @@ def check_page(browser: str, page: Path, profile: str) -> list[str]:
     return problems
 
 
+def check_search(browser: str, profile: str) -> list[str]:
+    """The search page finds "Picard", with Chapter 1 as the first result."""
+    dom, _ = _render(browser, HTML / "search.html", profile, "?q=Picard")
+    results = re.search(r'<ul class="search">(.*?)</ul>', dom, flags=re.S)
+    first = re.search(r'href="([^"]+)"', results.group(1)) if results else None
+    if first is None or "01-initial-value-problems" not in first.group(1):
+        found = first.group(1) if first else "no result"
+        return [f"search.html: searching for 'Picard' gave {found}, not Chapter 1 first"]
+    return []
+
+
 def main() -> int:
     if not (HTML / "index.html").exists():
         sys.exit("No built book in _build/html: run `make book` first.")
@@ -135,6 +148,7 @@ def main() -> int:
     pages = sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts)
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as profile:
+        problems += check_search(browser, profile)
         for page in pages:
             problems += check_page(browser, page, profile)
             if page.parent.name == "chapters" or page.name == "intro.html":
