@@ -22,6 +22,7 @@ __all__ = [
     "Counted",
     "IntegrationResult",
     "Recorder",
+    "stiff_step_too_small",
     "too_many_steps",
 ]
 
@@ -154,4 +155,13 @@ def too_many_steps(max_steps: int, t: float) -> str:
         f"The maximum number of steps ({max_steps}) was reached at t = {t:.6g}; allow more "
         "steps (`max_steps` in solve_ivp, options['max_num_steps'] in odeint), loosen the "
         "tolerances, or use a larger step."
+    )
+
+
+def stiff_step_too_small(t: float, h_abs: float) -> str:
+    """The failure message of the implicit adaptive solvers (BDF, Radau)."""
+    return (
+        f"The step size became too small (|h| = {h_abs:.3g}) at t = {t:.6g}: Newton's method "
+        "or the error test kept failing; the solution may blow up near this time, or `jac` "
+        "may be wrong (check it, or loosen the tolerances)."
     )

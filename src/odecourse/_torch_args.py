@@ -36,6 +36,7 @@ __all__ = [
     "check_tolerance",
     "check_y0",
     "checked_norm",
+    "first_non_finite",
     "resolve_method",
     "rms",
     "scalar",
@@ -321,3 +322,9 @@ def check_options(options: Any, tableau: ButcherTableau) -> Settings:
                 f"accepted options: {', '.join(map(repr, accepted))}."
             )
     return Settings(**{key: _CHECKS[key](key, value) for key, value in options.items()})
+
+
+def first_non_finite(values: Tensor, n_times: int) -> int | None:
+    """Index of the first output time whose slice of ``values`` is not finite, or None."""
+    finite = torch.isfinite(values.detach().reshape(n_times, -1)).all(dim=1)
+    return None if bool(finite.all()) else int((~finite).nonzero()[0, 0])

@@ -47,6 +47,7 @@ from odecourse._torch_args import (
     check_t,
     check_tolerance,
     check_y0,
+    first_non_finite,
     resolve_method,
     rms,
 )
@@ -120,10 +121,9 @@ def _check_incoming(grad_ys: Tensor, times: list[float]) -> None:
     Backprop through the solver would silently return NaN gradients; the adjoint method
     says where the NaN came from instead.
     """
-    finite = torch.isfinite(grad_ys.reshape(len(times), -1)).all(dim=1)
-    if bool(finite.all()):
+    i = first_non_finite(grad_ys, len(times))
+    if i is None:
         return
-    i = int((~finite).nonzero()[0, 0])
     raise ValueError(
         f"odeint_adjoint: the incoming gradient dL/dy(t) is not finite at t = {times[i]:.6g} "
         f"(output {i}); the loss or the computation after odeint_adjoint produced NaN or "

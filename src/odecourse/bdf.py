@@ -53,6 +53,7 @@ from odecourse._loop import (
     Counted,
     IntegrationResult,
     Recorder,
+    stiff_step_too_small,
     too_many_steps,
 )
 from odecourse._validation import check_jacobian
@@ -325,11 +326,7 @@ def _step(p: _Problem, s: _State) -> BdfInterpolant | str:
             factor = max(MIN_FACTOR, safety * _growth(err, k + 1)) if err > 1 else MIN_FACTOR
         s.n_rejected += 1
         _change_step(s, factor)
-    return (
-        f"The step size became too small (|h| = {s.h_abs:.3g}) at t = {s.t:.6g}; the solution "
-        "may blow up near this time, or Newton's method cannot converge there "
-        "(check `jac`, or loosen the tolerances)."
-    )
+    return stiff_step_too_small(s.t, s.h_abs)
 
 
 def integrate_bdf(

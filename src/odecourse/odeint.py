@@ -46,6 +46,7 @@ from odecourse._torch_args import (
     check_t,
     check_tolerance,
     check_y0,
+    first_non_finite,
     resolve_method,
 )
 from odecourse._validation import check_callable, floor_rtol
@@ -209,10 +210,9 @@ def _raise_failure(result: IntegrationResult) -> None:
 
 
 def _check_finite_solution(solution: Tensor, times: list[float]) -> None:
-    finite = torch.isfinite(solution.detach().reshape(len(times), -1)).all(dim=1)
-    if bool(finite.all()):
+    i = first_non_finite(solution, len(times))
+    if i is None:
         return
-    i = int((~finite).nonzero()[0, 0])
     raise RuntimeError(
         f"odeint: the solution is not finite at t = {times[i]:.6g} (output {i}); it was finite "
         f"at t = {times[i - 1]:.6g}. It may blow up in between, or the step is too large "

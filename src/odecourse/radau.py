@@ -43,6 +43,7 @@ from odecourse._loop import (
     Counted,
     IntegrationResult,
     Recorder,
+    stiff_step_too_small,
     too_many_steps,
 )
 from odecourse._validation import check_jacobian
@@ -335,7 +336,7 @@ def _attempt(settings: _Settings, state: _State, first: bool) -> _Step:
             return _Step(t_new, h, Z, error, newton, rejected)
         factor = _step_factor(error, abs(h), state.previous, newton.n_iter)
         h_abs, rejected = abs(h) * max(MIN_FACTOR, factor), rejected + 1
-    raise _StepFailure(_step_too_small(t, h_abs))
+    raise _StepFailure(stiff_step_too_small(t, h_abs))
 
 
 def _accept(settings: _Settings, state: _State, step: _Step) -> Any:
@@ -360,14 +361,6 @@ def _accept(settings: _Settings, state: _State, step: _Step) -> Any:
     if recompute:
         _refresh_jacobian(settings, state, t_new, y_new)
     return state.interpolant
-
-
-def _step_too_small(t: float, h_abs: float) -> str:
-    return (
-        f"The step size became too small (|h| = {h_abs:.3g}) at t = {t:.6g}: Newton's method "
-        "or the error test kept failing; the solution may blow up near this time, or `jac` "
-        "may be wrong."
-    )
 
 
 def integrate_radau(
