@@ -9,7 +9,14 @@ import torch
 from odecourse.data import concentric_circles, two_spirals
 from odecourse.networks import PlainMLP, ResidualMLP
 from odecourse.seeding import seed_everything
-from odecourse.training import History, default_device, evaluate, gradient_norms, train
+from odecourse.training import (
+    History,
+    activation_norms,
+    default_device,
+    evaluate,
+    gradient_norms,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +179,88 @@ def test_evaluate_accepts_a_model_without_parameters():
     loss, accuracy = evaluate(torch.nn.Identity(), X, torch.tensor([0, 1]))
     assert accuracy == 1.0
     assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(X, torch.tensor([0, 1]))))
+
+
+@pytest.mark.parametrize("cls", [PlainMLP, ResidualMLP])
+@pytest.mark.parametrize("centred", [False, True])
+def test_activation_norms_are_batch_means_of_state_norms(cls, centred):
+    X = two_spirals(60, seed=1).X_train.double()
+    model = fresh(cls, depth=5, width=7).double()
+    norms = activation_norms(model, X, centred=centred)
+    assert norms.shape == (6,)
+    with torch.no_grad():
+        states = model.hidden_states(X)
+    for norm, state in zip(norms, states, strict=True):
+        if centred:
+            state = state - state.mean(dim=0)
+        rows = [math.sqrt(sum(v * v for v in row)) for row in state.tolist()]
+        assert norm == pytest.approx(sum(rows) / len(rows), rel=1e-12)
+
+
+def test_activation_norms_of_zero_branches():
+    # Zero residual branches: every state is x_0.  Zero plain weights: every
+    # input is mapped to the bias b_l, a constant state with centred norm zero.
+    X = two_spirals(60, seed=1).X_train.double()
+    residual = fresh(ResidualMLP, depth=4, width=6).double()
+    plain = fresh(PlainMLP, depth=4, width=6).double()
+    with torch.no_grad():
+        for block in residual.blocks:
+            block.linear.weight.zero_()
+            block.linear.bias.zero_()
+        for block in plain.blocks:
+            block.linear.weight.zero_()
+    norms = activation_norms(residual, X)
+    assert np.allclose(norms, norms[0], rtol=1e-14)
+    norms = activation_norms(plain, X)
+    biases = [block.linear.bias.norm().item() for block in plain.blocks]
+    assert np.allclose(norms[1:], biases, rtol=1e-14)
+    assert np.all(activation_norms(plain, X, centred=True)[1:] < 1e-14)
+
+
+def wide_relu_growth(cls):
+    # Measured and predicted geometric growth per block of the mean square of
+    # the states of a wide ReLU network with default weights and zero biases.
+    seed_everything(0)
+    model = cls(4, 2, depth=8, width=256)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.linear.bias.zero_()
+    X = torch.randn(1000, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        states = model.hidden_states(X)
+    ms = np.array([(s**2).sum(dim=1).mean().item() for s in states])
+    kept = np.array([(torch.relu(s) ** 2).sum().item() / (s**2).sum().item() for s in states])
+    return (ms[-1] / ms[0]) ** (1 / 8), kept[:-1]
+
+
+def test_residual_mean_square_grows_like_one_plus_a_third_of_what_relu_keeps():
+    # Default weights have variance 1/(3w), so E|W s|^2 = |s|^2 / 3 and the cross
+    # term <x, W s> has mean zero: |x_{l+1}|^2 ~ |x_l|^2 (1 + kept / 3) with
+    # kept = |relu(x_l)|^2 / |x_l|^2, about 1/2: the factor 7/6 per block.
+    rate, kept = wide_relu_growth(ResidualMLP)
+    predicted = np.exp(np.mean(np.log(1 + kept / 3)))
+    assert rate == pytest.approx(predicted, abs=0.05)
+    assert 1.12 < predicted < 1.18
+
+
+def test_plain_mean_square_shrinks_like_a_third_of_what_relu_keeps():
+    rate, kept = wide_relu_growth(PlainMLP)
+    predicted = np.exp(np.mean(np.log(kept / 3)))
+    assert rate == pytest.approx(predicted, abs=0.03)
+    assert 0.12 < predicted < 0.18
+
+
+def test_activation_norms_validation():
+    X = two_spirals(20, seed=0).X_train
+    with pytest.raises(TypeError, match=r"`model` must be an odecourse\.networks\.MLP"):
+        activation_norms(torch.nn.Linear(2, 2), X)
+    with pytest.raises(TypeError, match="`centred` must be True or False; got 'yes'"):
+        activation_norms(fresh(), X, centred="yes")
+    with pytest.raises(
+        ValueError, match=r"`X` must be a torch\.Tensor of shape \(n, 2\).*got \(0, 2\)"
+    ):
+        activation_norms(fresh(), X[:0])
+    with pytest.raises(ValueError, match=r"`X` must be a torch\.Tensor.*got ndarray"):
+        activation_norms(fresh(), X.numpy())
+    with pytest.raises(ValueError, match="`x` must have shape"):
+        activation_norms(fresh(), torch.zeros(3, 5))

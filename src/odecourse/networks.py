@@ -6,11 +6,11 @@ the shortcut:
 .. math::
 
     x_0 = A_{\\text{in}} u + a_{\\text{in}}, \\qquad
-    x_{l+1} = B_l(x_l) \\quad (l = 0, \\dots, L-1), \\qquad
-    \\text{logits} = A_{\\text{out}} x_L + a_{\\text{out}},
+    x_{l+1} = B_l(x_l) \\quad (l = 0, \\dots, N-1), \\qquad
+    \\text{logits} = A_{\\text{out}} x_N + a_{\\text{out}},
 
 where a plain block is :math:`B_l(x) = W_l\\,\\sigma(x) + b_l` and a residual
-block is :math:`B_l(x) = x + h\\,(W_l\\,\\sigma(x) + b_l)`.  The depth :math:`L`
+block is :math:`B_l(x) = x + h\\,(W_l\\,\\sigma(x) + b_l)`.  The depth :math:`N`
 is the number of hidden blocks; every hidden state has the same width.  The
 nonlinearity comes first in each block ("pre-activation", as in He et al.,
 *Identity mappings in deep residual networks*, 2016), so that the residual
@@ -54,8 +54,8 @@ def count_parameters(model: nn.Module) -> int:
     """Return the number of trainable scalar parameters of ``model``.
 
     For a :class:`PlainMLP` or :class:`ResidualMLP` with ``d`` inputs, ``c``
-    outputs, width ``w`` and depth ``L`` this is
-    :math:`(d + 1) w + L (w + 1) w + (w + 1) c`.
+    outputs, width ``w`` and depth ``N`` this is
+    :math:`(d + 1) w + N (w + 1) w + (w + 1) c`.
 
     Taught in Chapter 5.
     """
@@ -171,7 +171,7 @@ class MLP(nn.Module):
 
     @property
     def depth(self) -> int:
-        """Number of hidden blocks ``L``."""
+        """Number of hidden blocks ``N``."""
         return len(self.blocks)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -195,7 +195,7 @@ class MLP(nn.Module):
     def hidden_states(
         self, x: torch.Tensor, *, drop: int | Iterable[int] | None = None
     ) -> list[torch.Tensor]:
-        """Return the hidden states ``[x_0, x_1, ..., x_L]``, each of shape ``(n, w)``.
+        """Return the hidden states ``[x_0, x_1, ..., x_N]``, each of shape ``(n, w)``.
 
         ``x_0`` is the output of the input layer and ``x_{l+1}`` the output of
         block ``l``.  Blocks listed in ``drop`` are replaced by the identity
@@ -238,7 +238,7 @@ class PlainMLP(MLP):
     in_features, out_features : int
         Input dimension ``d`` and number of outputs ``c``.
     depth : int
-        Number of hidden blocks ``L >= 1``.
+        Number of hidden blocks ``N >= 1``.
     width : int
         Hidden width ``w >= 1``.
     activation : str
@@ -273,7 +273,7 @@ class ResidualMLP(MLP):
     in_features, out_features : int
         Input dimension ``d`` and number of outputs ``c``.
     depth : int
-        Number of residual blocks ``L >= 1``.
+        Number of residual blocks ``N >= 1``.
     width : int
         Hidden width ``w >= 1``.
     activation : str

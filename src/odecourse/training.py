@@ -1,4 +1,4 @@
-"""Training loop, evaluation and gradient probes for the classifiers of Chapter 5.
+"""Training loop, evaluation, and gradient and activation probes for the classifiers of Chapter 5.
 
 One function trains any of the course's classifiers with cross-entropy loss
 under a fixed budget (optimiser, learning rate, epochs, batch size) and a
@@ -25,7 +25,15 @@ from .data import Dataset
 from .networks import MLP
 from .seeding import seed_everything
 
-__all__ = ["OPTIMIZERS", "History", "default_device", "evaluate", "gradient_norms", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "History",
+    "activation_norms",
+    "default_device",
+    "evaluate",
+    "gradient_norms",
+    "train",
+]
 
 #: Optimisers by name; each is called as ``OPTIMIZERS[name](parameters, lr=lr)``.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -311,3 +319,47 @@ def gradient_norms(
         norms.append(torch.sqrt(sum((g**2).sum() for g in chunk)).item())
         i += len(group)
     return np.array(norms)
+
+
+def activation_norms(model: MLP, X: torch.Tensor, *, centred: bool = False) -> np.ndarray:
+    """Return the mean Euclidean norm of the hidden state after each block, over a batch.
+
+    Entry ``l`` is :math:`\\frac1n \\sum_{i=1}^n \\lVert x_l^{(i)} \\rVert`, the mean
+    over the ``n`` rows of ``X`` of the norm of the hidden state :math:`x_l`,
+    for :math:`l = 0, \\dots, N` (``x_0`` is the output of the input layer and
+    ``x_{l+1}`` that of hidden block ``l``; ``N`` is the depth).  With
+    ``centred=True`` each state is first centred on its batch mean,
+    :math:`x_l^{(i)} - \\bar x_l`, which keeps only the part of the state that
+    depends on the input: a network that maps every input to the same state
+    has centred norms of zero however large its states are.
+
+    Parameters
+    ----------
+    model : MLP
+        A :class:`~odecourse.networks.PlainMLP` or :class:`~odecourse.networks.ResidualMLP`.
+    X : torch.Tensor, shape (n, d)
+        A batch of inputs, ``n >= 1``.
+    centred : bool
+        Subtract the batch mean of each state before taking norms.
+
+    Returns
+    -------
+    ndarray, shape (depth + 1,)
+        Non-negative mean norms, ``x_0`` first.
+
+    Taught in Chapter 5.
+    """
+    if not isinstance(model, MLP):
+        raise TypeError(f"`model` must be an odecourse.networks.MLP; got {type(model).__name__}.")
+    if not isinstance(centred, bool):
+        raise TypeError(f"`centred` must be True or False; got {centred!r:.60}.")
+    if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[0] == 0:
+        got = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(
+            f"`X` must be a torch.Tensor of shape (n, {model.in_features}) with n >= 1; got {got}."
+        )
+    with torch.no_grad():
+        states = model.hidden_states(_on_model(model, X))
+        if centred:
+            states = [state - state.mean(dim=0) for state in states]
+        return np.array([state.norm(dim=1).mean().item() for state in states])
