@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from odecourse.data import Dataset, concentric_circles, digits, split_balanced, two_spirals
+from odecourse.data import (
+    Dataset,
+    concentric_circles,
+    digits,
+    split_balanced,
+    two_moons,
+    two_spirals,
+)
 
-GENERATORS = [two_spirals, concentric_circles]
+GENERATORS = [two_spirals, concentric_circles, two_moons]
 
 
 def as_tuple(data: Dataset):
@@ -73,6 +80,21 @@ def test_spiral_arms_are_point_reflections_of_each_other_without_noise():
     distances = torch.cdist(-arm1, arm0).min(dim=1).values
     assert distances.max() < 1e-6
     assert X.norm(dim=1).max() <= 1.0 + 1e-6
+
+
+def test_moons_are_shifted_unit_half_circles_without_noise():
+    data = two_moons(400, noise=0.0, seed=0)
+    X = torch.cat([data.X_train, data.X_test]).double()
+    y = torch.cat([data.y_train, data.y_test])
+    upper, lower = X[y == 0], X[y == 1]
+    centre = torch.tensor([-0.5, -0.25], dtype=torch.float64)
+    ones = torch.ones(200, dtype=torch.float64)
+    torch.testing.assert_close((upper - centre).norm(dim=1), ones, rtol=0, atol=1e-6)
+    assert bool((upper[:, 1] >= -0.25 - 1e-6).all())  # the upper half of its circle
+    torch.testing.assert_close((lower + centre).norm(dim=1), ones, rtol=0, atol=1e-6)
+    assert torch.cdist(-lower, upper).min(dim=1).values.max() < 1e-6  # class 1 is -class 0
+    # The noise-free set is symmetric about the origin in distribution: its mean is near 0.
+    assert X.mean(0).abs().max() < 0.1
 
 
 def test_digits_is_stratified_and_scaled():

@@ -20,7 +20,14 @@ import torch
 
 from ._validation import check_finite_array, check_int, check_positive, check_real
 
-__all__ = ["Dataset", "concentric_circles", "digits", "split_balanced", "two_spirals"]
+__all__ = [
+    "Dataset",
+    "concentric_circles",
+    "digits",
+    "split_balanced",
+    "two_moons",
+    "two_spirals",
+]
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,51 @@ def concentric_circles(
     X += noise * rng.standard_normal((n_samples, 2))
     y = np.repeat([0, 1], half)
     return split_balanced(X, y, test_fraction=test_fraction, rng=rng, name="concentric circles")
+
+
+def two_moons(
+    n_samples: int = 1000,
+    *,
+    noise: float = 0.1,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+) -> Dataset:
+    r"""Two interleaved half circles in the plane, one per class, centred at the origin.
+
+    Class 0 lies on :math:`(\cos\theta - \tfrac12, \sin\theta - \tfrac14)` and
+    class 1 on :math:`(\tfrac12 - \cos\theta, \tfrac14 - \sin\theta)`, with
+    :math:`\theta` uniform in :math:`[0, \pi]`: the two unit half circles of
+    scikit-learn's ``make_moons``, shifted by :math:`(-\tfrac12, -\tfrac14)` so that
+    the noise-free set has its centroid at the origin; class 1 is class 0 reflected
+    through the origin.  Gaussian noise of standard deviation ``noise`` is added.
+    Used as a density (labels ignored) in Chapter 8.
+
+    Parameters
+    ----------
+    n_samples : int
+        Total number of points, even (half per class).
+    noise : float
+        Standard deviation of the added noise, non-negative.
+    test_fraction : float
+        Fraction of each class held out for testing, in (0, 1).
+    seed : int
+        Seed of the generator; the same seed gives the same data.
+
+    Returns
+    -------
+    Dataset
+        Inputs of shape ``(n, 2)``, labels in ``{0, 1}``.
+    """
+    n_samples = _check_samples(n_samples, 2)
+    noise = check_positive("noise", noise, allow_zero=True)
+    seed = check_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    half = n_samples // 2
+    theta = rng.uniform(0, math.pi, size=half)
+    upper = np.stack([np.cos(theta) - 0.5, np.sin(theta) - 0.25], axis=1)
+    X = np.concatenate([upper, -upper]) + noise * rng.standard_normal((n_samples, 2))
+    y = np.repeat([0, 1], half)
+    return split_balanced(X, y, test_fraction=test_fraction, rng=rng, name="two moons")
 
 
 def digits(*, test_fraction: float = 0.25, seed: int = 0) -> Dataset:

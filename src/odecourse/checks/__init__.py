@@ -22,6 +22,7 @@ in a course".
 """
 
 from ._verdict import ORDER_TOLERANCE, CheckFailed
+from .flows import check_hutchinson_trace, check_planar_flow_log_det
 from .generic import check_close, check_gradient
 from .ivp import check_first_order_system, check_picard_step
 from .multistep import check_multistep_coefficients
@@ -34,8 +35,10 @@ __all__ = [
     "check_close",
     "check_first_order_system",
     "check_gradient",
+    "check_hutchinson_trace",
     "check_multistep_coefficients",
     "check_picard_step",
+    "check_planar_flow_log_det",
     "check_residual_block",
     "check_stability_function",
     "check_step_order",
