@@ -141,8 +141,8 @@ def test_args_reach_fun_jac_and_events():
 @pytest.mark.parametrize(
     ("attribute", "value", "error", "match"),
     [
-        ("terminal", "yes", ValueError, "`terminal` of event 0 must be a bool or"),
-        ("terminal", -1, ValueError, "`terminal` of event 0"),
+        ("terminal", "yes", ValueError, "The `terminal` attribute of event 0 must be a bool or"),
+        ("terminal", -1, ValueError, "The `terminal` attribute of event 0"),
         ("direction", "up", ValueError, "`direction` of event 0 must be a real number"),
     ],
 )

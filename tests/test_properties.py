@@ -202,7 +202,9 @@ def invalid_solve_ivp_arguments(draw):
     elif name == "t_span":
         t0 = draw(finite_floats)
         value = draw(
-            st.sampled_from([(t0, t0), (t0, float("nan")), (t0,), "ab", None, (t0, t0 + 1, 2.0)])
+            st.sampled_from(
+                [(float("inf"), t0), (t0, float("nan")), (t0,), "ab", None, (t0, t0 + 1, 2.0)]
+            )
         )
     elif name == "y0":
         value = draw(

@@ -134,15 +134,29 @@ def check_finite_array(
     return array
 
 
-def check_t_span(name: str, value: Any, *, allow_reversed: bool = True) -> tuple[float, float]:
-    """Return ``(t0, t1)`` as floats; the interval must be non-empty and finite."""
+def check_t_span(
+    name: str,
+    value: Any,
+    *,
+    allow_reversed: bool = True,
+    allow_empty: bool = False,
+    allow_infinite_end: bool = False,
+) -> tuple[float, float]:
+    """Return ``(t0, t1)`` as floats.
+
+    The interval must be finite and non-empty unless ``allow_infinite_end`` (``t1`` may be
+    ``inf`` or ``-inf``: integrate until an event or a failure stops it) or
+    ``allow_empty`` (``t0 == t1``) say otherwise, as SciPy's ``solve_ivp`` allows both.
+    """
     try:
         t0, t1 = value
     except (TypeError, ValueError) as exc:
         raise ValueError(f"`{name}` must be a pair (t0, t1); got {value!r:.60}.") from exc
     t0 = check_real(f"{name}[0]", t0)
-    t1 = check_real(f"{name}[1]", t1)
-    if t0 == t1:
+    t1 = check_real(f"{name}[1]", t1, finite=not allow_infinite_end)
+    if math.isnan(t1):
+        raise ValueError(f"`{name}[1]` must be a number; got {t1}.")
+    if t0 == t1 and not allow_empty:
         raise ValueError(f"`{name}` must be a non-empty interval; got ({t0}, {t1}).")
     if t1 < t0 and not allow_reversed:
         raise ValueError(f"`{name}` must be increasing (t0 < t1); got ({t0}, {t1}).")
@@ -199,12 +213,12 @@ def check_jacobian(what: str, value: Any, n: int) -> np.ndarray:
     """Return a Jacobian as a real float64 (n, n) array; ``what`` names it (``"`jac(t, y)`"``).
 
     Non-finite entries pass: the caller decides whether they are an error or a failed step.
+    A SciPy sparse matrix is accepted, as SciPy accepts it, and made dense: the course's
+    implicit solvers factorise dense matrices, which is what the small systems they are
+    taught on need.
     """
     if hasattr(value, "toarray"):  # a scipy.sparse matrix, recognised without importing it
-        raise TypeError(
-            f"{what} must be a dense array; sparse Jacobians are not supported (got "
-            f"{type(value).__name__}; convert it with `.toarray()`)."
-        )
+        value = value.toarray()
     try:
         matrix = real_array("jac", value)
     except TypeError:
@@ -240,7 +254,8 @@ def floor_rtol(rtol: Any, eps: float = float(np.finfo(float).eps)) -> Any:
     floor = RTOL_FLOOR * eps
     if np.any(np.asarray(rtol) < floor):
         warnings.warn(
-            f"`rtol` = {rtol} is below {RTOL_FLOOR} * eps = {floor:.3g} for this precision, "
+            ("At least one element of `rtol` is too small: " if np.ndim(rtol) else "")
+            + f"`rtol` = {rtol} is below {RTOL_FLOOR} * eps = {floor:.3g} for this precision, "
             f"where rounding errors dominate; using rtol = max(rtol, {floor:.3g}).",
             UserWarning,
             stacklevel=3,

@@ -193,7 +193,7 @@ def _jacobian_source(
 
         def jacobian(t: float, y: np.ndarray, f_y: np.ndarray) -> np.ndarray:
             stats.njev += 1
-            return finite_difference_jacobian(f, t, y, f_y)
+            return finite_difference_jacobian(f.f, t, y, f_y)  # not in nfev, as in SciPy
 
     elif callable(jac):
 
@@ -387,7 +387,8 @@ def integrate_bdf(
     jac : None, callable or array_like, optional
         ``jac(t, y)`` returning the dense (n, n) Jacobian :math:`\partial f/\partial y`, a
         constant (n, n) matrix, or None for forward differences (their evaluations of ``f``
-        count in ``nfev``).  Sparse Jacobians are not supported.
+        are not in ``nfev``, as in SciPy; ``njev`` counts those Jacobians).  A SciPy sparse
+        matrix is made dense.
 
     Returns
     -------

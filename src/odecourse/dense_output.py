@@ -47,8 +47,11 @@ class RKInterpolant:
     y_old: Any
     k: tuple[Any, ...]
     P: np.ndarray
+    y_new: Any = None
 
     def __call__(self, t: float) -> Any:
+        if t == self.t_new and self.y_new is not None:
+            return self.y_new  # the step's own result, not the polynomial's rounding of it
         h = self.t_new - self.t_old
         theta = (t - self.t_old) / h
         weights = self.P @ np.cumprod(np.full(self.P.shape[1], theta))
@@ -78,6 +81,7 @@ class ExtraStagesInterpolant:
     k: tuple[Any, ...]
     tableau: ButcherTableau
     f: Callable[[float, Any], Any]
+    y_new: Any = None
 
     @cached_property
     def _interpolant(self) -> RKInterpolant:
@@ -88,6 +92,8 @@ class ExtraStagesInterpolant:
         return RKInterpolant(self.t_old, self.t_new, self.y_old, tuple(k), self.tableau.P)
 
     def __call__(self, t: float) -> Any:
+        if t == self.t_new and self.y_new is not None:
+            return self.y_new
         return self._interpolant(t)
 
 
@@ -169,7 +175,7 @@ def make_interpolant(
     """
     if tableau is not None and tableau.P is not None and k:
         if tableau.A_extra is None:
-            return RKInterpolant(t_old, t_new, y_old, k, tableau.P)
+            return RKInterpolant(t_old, t_new, y_old, k, tableau.P, y_new)
         if f is not None:
-            return ExtraStagesInterpolant(t_old, t_new, y_old, k, tableau, f)
+            return ExtraStagesInterpolant(t_old, t_new, y_old, k, tableau, f, y_new)
     return HermiteInterpolant(t_old, t_new, y_old, y_new, f_old, f_new)

@@ -75,12 +75,12 @@ class Event:
 
 
 def _terminal(index: int, value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
+    if value is None or isinstance(value, bool):  # SciPy reads None as "not terminal"
+        return int(bool(value))
     if isinstance(value, Integral) and value >= 0:
         return int(value)
     raise ValueError(
-        f"`terminal` of event {index} must be a bool or a non-negative integer "
+        f"The `terminal` attribute of event {index} must be a bool or a non-negative integer "
         f"(stop at that occurrence); got {value!r:.60}."
     )
 
@@ -223,7 +223,14 @@ class EventTracker:
         return stop
 
     def arrays(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """``t_events`` as 1-D arrays and ``y_events`` as arrays of shape (k, n), as SciPy."""
+        """``t_events`` as 1-D arrays and ``y_events`` as arrays of shape (k, n), as SciPy.
+
+        An event that never occurred has ``y_events`` of shape (0,), SciPy's
+        ``np.asarray([])``, so code written against SciPy sees the same shapes.
+        """
         t_events = [np.array(ts, dtype=float) for ts in self.t_events]
-        y_events = [np.array(ys, dtype=float).reshape(len(ys), n) for ys in self.y_events]
+        y_events = [
+            np.array(ys, dtype=float).reshape(len(ys), n) if ys else np.empty(0)
+            for ys in self.y_events
+        ]
         return t_events, y_events

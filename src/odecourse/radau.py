@@ -83,7 +83,6 @@ NEWTON_TOL_ULPS = 10.0  #: ... but at least 10 eps / rtol
 SLOW_RATE = 1e-3  #: a Newton contraction rate above this refreshes the Jacobian
 KEEP_STEP_MAX = 1.2  #: a proposed step ratio below 1.2 keeps h and its LU factors (SciPy)
 NEWTON_FAILURE_FACTOR = 0.5  #: step ratio after Newton fails with a fresh Jacobian
-ERROR_FLOOR = 1e-2  #: smallest previous error the predictive controller divides by
 
 _Jacobian = Callable[[float, np.ndarray, np.ndarray], np.ndarray]
 
@@ -190,7 +189,8 @@ class _Step:
 def _jacobian_source(jac: Any, f: Counted, n: int) -> tuple[_Jacobian, np.ndarray | None]:
     """Validate ``jac``; return ``jacobian(t, y, f_y)`` and the matrix if it is constant."""
     if jac is None:
-        return (lambda t, y, f_y: finite_difference_jacobian(f, t, y, f_y)), None
+        # f.f: SciPy's nfev leaves out the n evaluations of a finite-difference Jacobian
+        return (lambda t, y, f_y: finite_difference_jacobian(f.f, t, y, f_y)), None
     if callable(jac):
         return (lambda t, y, f_y: check_jacobian("`jac(t, y)`", jac(t, y), n)), None
     matrix = check_jacobian("`jac` (None, a callable `jac(t, y)`, or a matrix)", jac, n)
@@ -211,9 +211,11 @@ def _refresh_jacobian(settings: _Settings, state: _State, t: float, y: np.ndarra
 def _factorise(settings: _Settings, state: _State, h: float) -> tuple:
     r"""LU factors of :math:`\mu/h\, I - J` and :math:`\bar\lambda/h\, I - J` for step ``h``.
 
-    Reused while ``h`` and ``J`` stay the same.
+    Reused while ``J`` and ``h`` stay the same; ``h = t_new - t`` is recomputed each step,
+    so "the same" allows the rounding of that subtraction (a relative 1e-12), as SciPy,
+    which keeps its factors whenever it keeps the step, does implicitly.
     """
-    if state.lu is None or state.lu[0] != h:
+    if state.lu is None or not math.isclose(state.lu[0], h, rel_tol=1e-12):
         identity = np.eye(state.y.size)
         real = lu_factor(MU_REAL / h * identity - state.J)
         pair = lu_factor(MU_COMPLEX / h * identity - state.J)
@@ -251,7 +253,7 @@ def _newton_system(f: Counted, t: float, y: np.ndarray, h: float, lu: tuple) -> 
 
 def _predict(state: _State, h: float) -> np.ndarray:
     """Starting stages: the last collocation polynomial at the new nodes (zero at first)."""
-    if state.interpolant is None:
+    if state.interpolant is None or state.y.size == 0:  # an empty state may step to t = inf
         return np.zeros((RADAU_IIA5.stages, state.y.size))
     return np.stack([state.interpolant(state.t + c * h) for c in RADAU_IIA5.c]) - state.y
 
@@ -355,7 +357,7 @@ def _accept(settings: _Settings, state: _State, step: _Step) -> Any:
         factor = min(1.0, factor)
     if not recompute and factor < KEEP_STEP_MAX:
         factor = 1.0
-    state.previous = (abs(h), max(step.error, ERROR_FLOOR))
+    state.previous = (abs(h), step.error)
     state.t, state.y, state.f, state.h_abs = t_new, y_new, f_new, abs(h) * factor
     state.current_jac = settings.constant_jac
     if recompute:
@@ -416,8 +418,9 @@ def integrate_radau(
         event stops the integration with ``status = 1``.
     jac : None, callable or array_like, shape (n, n)
         :math:`\partial f/\partial y`: ``jac(t, y)`` returning an (n, n) array, a constant
-        matrix, or None for forward differences (their evaluations of ``f`` count in
-        ``nfev``).  Sparse Jacobians are not supported.
+        matrix, or None for forward differences (their evaluations of ``f`` are not in
+        ``nfev``, as in SciPy; ``njev`` counts those Jacobians).  A SciPy sparse matrix is
+        made dense.
 
     Returns
     -------

@@ -33,6 +33,7 @@ Taught in Chapter 2 (fixed steps) and Chapter 3 (adaptive steps, comparison with
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from odecourse._validation import (
     check_t_span,
     checked_rhs,
     floor_rtol,
+    real_array,
 )
 from odecourse.adaptive import integrate_adaptive
 from odecourse.bdf import integrate_bdf
@@ -270,7 +272,9 @@ class OdeResult(dict):
     y_events : list of ndarray or None
         For each event, the states (shape (k, n)) at those times; None without events.
     nfev, njev, nlu : int
-        Evaluations of ``fun``, of the Jacobian, and LU factorisations.
+        Evaluations of ``fun``, of the Jacobian, and LU factorisations.  As in SciPy,
+        ``nfev`` leaves out the ``n`` evaluations behind each finite-difference Jacobian
+        of BDF and Radau (each is one ``njev``).
     status : int
         0: reached the end of ``t_span``; 1: a terminal event occurred; -1: the
         integration failed.
@@ -330,6 +334,7 @@ def _with_args(args: Any, fun: Callable, options: dict[str, Any], events: Any) -
         return fun, options, events
     if not isinstance(args, tuple):
         raise TypeError(
+            "Supplied 'args' cannot be unpacked. "
             f"`args` must be a tuple of extra arguments for `fun`; got {type(args).__name__} "
             f"{args!r:.60} (for a single argument write `args=(value,)`)."
         )
@@ -362,7 +367,8 @@ def _settings(
         settings["max_steps"] = check_int("max_steps", settings["max_steps"], minimum=1)
     jac = settings.get("jac")
     if jac is not None and not callable(jac):
-        matrix = check_finite_array("jac", jac, ndim=2)
+        dense = jac.toarray() if hasattr(jac, "toarray") else jac  # SciPy sparse: made dense
+        matrix = check_finite_array("jac", dense, ndim=2)
         settings["jac"] = (lambda t, y: matrix) if spec.fixed_step else matrix
     if not spec.fixed_step:
         return {**tolerances, **settings}
@@ -420,7 +426,9 @@ def solve_ivp(
         optional attributes ``terminal`` (bool, or the occurrence that stops the
         integration) and ``direction`` (see :mod:`odecourse.events`).
     vectorized : bool
-        Accepted for SciPy compatibility; ``fun`` is always called with one state.
+        As in SciPy: ``fun`` takes states as columns, shape (n, k), and returns (n, k).
+        It is then called with one column, ``y[:, None]``, and its result flattened (the
+        course's solvers never evaluate several states at once).
     args : tuple, optional
         Extra arguments passed to ``fun``, to a callable ``jac`` and to the events.
     rtol, atol : float or array of shape (n,)
@@ -463,10 +471,12 @@ def solve_ivp(
     hairer1993, Sec. II.4; dormand1980; bogacki1989; shampine1997.
     """
     fun = check_callable("fun", fun)
-    t_span = check_t_span("t_span", t_span)
-    y0 = check_finite_array("y0", y0, ndim=1).copy()  # never the caller's array
+    t_span = check_t_span("t_span", t_span, allow_empty=True, allow_infinite_end=True)
+    y0 = _initial_state(y0)
     spec = _resolve_method(method)
     fun, options, events = _with_args(args, fun, _inert_options(spec, options), events)
+    if vectorized:
+        fun = _one_column(fun)
     tolerances = {
         "rtol": floor_rtol(_check_tolerance("rtol", rtol, y0.size)),
         "atol": _check_tolerance("atol", atol, y0.size),
@@ -476,13 +486,71 @@ def solve_ivp(
     settings = _settings(spec, tolerances, options)
     t_eval = check_t_eval("t_eval", t_eval, t_span)
     prepared = prepare_events(events, args)
+    if t_span[0] == t_span[1]:
+        return _zero_interval(t_span[0], y0, t_eval, dense_output, prepared)
     if prepared is not None:
         settings["events"] = prepared
+    if math.isinf(t_span[1]):  # SciPy's open interval: run until an event or a failure
+        t_span = (t_span[0], math.copysign(sys.float_info.max, t_span[1]))
     result = spec.solver(
         checked_rhs("fun", fun, y0.size), t_span, y0,
         t_eval=t_eval, dense_output=bool(dense_output), **settings,
     )  # fmt: skip
     return _to_ode_result(result, y0.size)
+
+
+def _one_column(fun: Callable) -> Callable:
+    """Call a SciPy-vectorised ``fun(t, y)`` (columns are states) on one state."""
+
+    def single(t: float, y: np.ndarray) -> Any:
+        return np.asarray(fun(t, y[:, None])).reshape(-1)
+
+    return single
+
+
+def _initial_state(y0: Any) -> np.ndarray:
+    """``y0`` as a new float64 vector (never the caller's array), finite like SciPy asks."""
+    y0 = real_array("y0", y0)
+    if y0.ndim != 1:
+        raise ValueError(f"`y0` must have 1 dimension(s); got shape {y0.shape}.")
+    if not np.all(np.isfinite(y0)):
+        raise ValueError(
+            f"All components of the initial state `y0` must be finite; got {y0!r:.80}."
+        )
+    return y0.copy()
+
+
+class _ConstantInterpolant:
+    """The dense output of an interval of zero length: the initial state everywhere."""
+
+    def __init__(self, t0: float, y0: np.ndarray) -> None:
+        self.t_old = self.t_new = t0
+        self.y0 = y0
+
+    def __call__(self, t: float) -> np.ndarray:
+        return self.y0.copy()
+
+
+def _zero_interval(
+    t0: float, y0: np.ndarray, t_eval: np.ndarray | None, dense_output: bool, events: Any
+) -> OdeResult:
+    """SciPy's answer for ``t_span = (t0, t0)``: the initial state, with no step taken."""
+    t = np.array([t0]) if t_eval is None else t_eval
+    return OdeResult(
+        t=t,
+        y=np.repeat(y0[:, None], t.size, axis=1),
+        sol=OdeSolution([_ConstantInterpolant(t0, y0)], [t0, t0]) if dense_output else None,
+        t_events=None if events is None else [np.empty(0) for _ in events],
+        y_events=None if events is None else [np.empty(0) for _ in events],
+        nfev=0,
+        njev=0,
+        nlu=0,
+        status=0,
+        message="The interval t_span has zero length: the solution is the initial state.",
+        success=True,
+        n_steps=0,
+        n_rejected=0,
+    )
 
 
 def _to_ode_result(result: IntegrationResult, n: int) -> OdeResult:
