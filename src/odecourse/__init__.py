@@ -9,9 +9,11 @@ One module per concept; the names a reader uses most are re-exported here.
 - Chapter 4: :mod:`~odecourse.multistep`, :mod:`~odecourse.multistep_solver`
 - Chapter 5: :mod:`~odecourse.networks`, :mod:`~odecourse.data`, :mod:`~odecourse.training`
 - Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.continuous_depth`,
-  :mod:`~odecourse.forward_stability`
+  :mod:`~odecourse.forward_stability`, :mod:`~odecourse.depth_limits`
 - Chapters 6-7: :mod:`~odecourse.odeint` (the PyTorch front end), :mod:`~odecourse.adjoint`,
-  :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`
+  :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`, :mod:`~odecourse.discrete_adjoint`,
+  :mod:`~odecourse.regularization`
+- Chapter 8: :mod:`~odecourse.flows`
 - Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
 
 ``odecourse.odeint`` is the module of that name, and calling it calls the solver
@@ -23,7 +25,8 @@ from . import odeint
 from .adjoint import odeint_adjoint
 from .continuous_depth import EvaluationRecorder, TimeDependentField, continuous_depth_errors
 from .convergence import convergence_study, observed_order, work_precision
-from .data import Dataset, concentric_circles, digits, two_spirals
+from .data import Dataset, concentric_circles, digits, two_moons, two_spirals
+from .flows import CNF
 from .forward_stability import AntisymmetricBlock, increment_eigenvalues
 from .ivp import IVP, PROBLEMS, get_problem
 from .memory import saved_tensor_bytes
@@ -34,6 +37,7 @@ from .neural_ode import ODEBlock, ODEClassifier, ODEFunc, fit_trajectory
 from .newton import NewtonConvergenceError
 from .odeint import CountedFunc, SolveStats
 from .picard import picard_iterates
+from .regularization import RegularizedODEClassifier, rnode_solve, train_rnode
 from .residual import MultistepResNet, RKResNet, make_classifier, residual_network
 from .runge_kutta import TABLEAUS, ButcherTableau, get_tableau, rk_step
 from .seeding import seed_everything
@@ -44,6 +48,7 @@ from .training import History, evaluate, gradient_norms, train
 __version__ = "0.1.0"
 
 __all__ = [
+    "CNF",
     "IVP",
     "METHODS",
     "PROBLEMS",
@@ -64,6 +69,7 @@ __all__ = [
     "OdeSolution",
     "PlainMLP",
     "RKResNet",
+    "RegularizedODEClassifier",
     "ResidualBlock",
     "ResidualMLP",
     "SolveStats",
@@ -91,11 +97,14 @@ __all__ = [
     "register_method",
     "residual_network",
     "rk_step",
+    "rnode_solve",
     "saved_tensor_bytes",
     "seed_everything",
     "solve_ivp",
     "stability_function",
     "train",
+    "train_rnode",
+    "two_moons",
     "two_spirals",
     "work_precision",
 ]
