@@ -12,6 +12,8 @@ from odecourse.depth_limits import (
     BRANCHES,
     SCALINGS,
     EulerClassifier,
+    depth_gap,
+    linear_limit_quantiles,
     linear_mean_square,
     max_increment,
     random_depth_study,
@@ -129,6 +131,46 @@ def test_linear_mean_square_limits():
     assert np.all(np.diff(values) > 0) and values[-1] < math.e - 1
 
 
+def test_linear_limit_quantiles_closed_form():
+    T, sigma = 1.5, 0.8
+    s = T * sigma
+    q = linear_limit_quantiles([0.5, 0.8413447460685429, 0.15865525393145707], T=T, sigma=sigma)
+    # the median is exp(-s^2/2); one standard deviation of B(1) either side multiplies it by e^(+-s)
+    assert q == pytest.approx(np.exp(-(s**2) / 2) * np.array([1.0, np.exp(s), np.exp(-s)]))
+    grid = linear_limit_quantiles(np.linspace(0.01, 0.99, 50))
+    assert np.all(np.diff(grid) > 0)
+
+
+def test_deep_random_linear_resnet_has_the_lognormal_quantiles():
+    """d = 1, h = T/sqrt(N): x_N / x_0 is distributed (nearly) like exp(B(1) - 1/2)."""
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.ones(1, 1, dtype=torch.float64)
+    out = random_resnet_outputs(x0, 256, scaling="1/sqrt(N)", n_draws=20000, generator=g)
+    p = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
+    empirical = np.quantile(out[:, 0, 0].numpy(), p)
+    assert empirical == pytest.approx(linear_limit_quantiles(p), rel=0.05)
+    # a normal law with the same mean and variance is far off (its 10% quantile is negative)
+    normal = 1 + np.sqrt(np.e - 1) * np.array([-1.2815515655446004, 0, 0, 0, 0])
+    assert normal[0] < 0 < empirical[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"probabilities": [0.5, 1.0]}, ValueError, "strictly between 0 and 1"),
+        ({"probabilities": [0.0]}, ValueError, "strictly between 0 and 1"),
+        ({"probabilities": [np.nan]}, ValueError, "`probabilities` must contain only finite"),
+        ({"probabilities": "a"}, TypeError, "`probabilities` must be an array of real numbers"),
+        ({"sigma": 0.0}, ValueError, "`sigma` must be positive"),
+        ({"T": -1.0}, ValueError, "`T` must be positive"),
+    ],
+)
+def test_linear_limit_quantiles_rejects_bad_arguments(kwargs, error, match):
+    kwargs = {"probabilities": [0.5]} | kwargs
+    with pytest.raises(error, match=match):
+        linear_limit_quantiles(**kwargs)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -242,9 +284,33 @@ def test_training_decreases_the_loss(circles):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_sgd_is_plain_gradient_descent(circles):
+    net = EulerClassifier(2, 2, depth=5, width=4, init="smooth", dtype=torch.float64)
+    X = circles.X_train.to(torch.float64)
+    loss = nn.functional.cross_entropy(net(X), circles.y_train)
+    grads = torch.autograd.grad(loss, [net.weight, net.bias])
+    expected = [p.detach() - 0.1 * g for p, g in zip([net.weight, net.bias], grads, strict=True)]
+    losses = train_full_batch(net, circles, steps=1, lr=0.1, optimizer="sgd")
+    assert losses[0] == pytest.approx(loss.item())
+    assert torch.allclose(net.weight, expected[0], atol=1e-15)
+    assert torch.allclose(net.bias, expected[1], atol=1e-15)
+
+
+def test_gradient_descent_moves_layers_by_order_h(circles):
+    """The gradient of layer l is h a_{l+1} (tanh(x_l), 1): one step moves a layer by O(h)."""
+    moves = []
+    for n in (8, 32):
+        net = EulerClassifier(2, 2, depth=n, width=6, init="smooth", dtype=torch.float64)
+        before = net.theta()
+        train_full_batch(net, circles, steps=1, lr=1.0, optimizer="sgd")
+        moves.append(np.linalg.norm(net.theta() - before, axis=1).max())
+    assert moves[0] / moves[1] == pytest.approx(4, rel=0.1)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
+        ({"optimizer": "rmsprop"}, ValueError, "`optimizer` must be one of 'adam', 'sgd'"),
         ({"model": "net"}, TypeError, "`model` must be a torch.nn.Module"),
         ({"data": (1, 2)}, TypeError, "`data` must be an odecourse.data.Dataset"),
         ({"steps": 0}, ValueError, "`steps` must be an integer >= 1"),
@@ -282,3 +348,40 @@ def test_max_increment_of_known_sequences():
 def test_max_increment_rejects_bad_arguments(theta, error, match):
     with pytest.raises(error, match=match):
         max_increment(theta)
+
+
+def _samples(n, shift=0.0):
+    """(sin 3t, t^2) at the layer times t_l = l/n, moved by ``shift`` layers."""
+    t = (np.arange(n) + shift) / n
+    return np.stack([np.sin(3 * t), t**2], axis=1)
+
+
+def test_depth_gap_at_common_times():
+    # samples of one function agree at the common times
+    assert depth_gap(_samples(8), _samples(32)) == pytest.approx(0.0, abs=1e-15)
+    # samples at the midpoints of the layers instead: an O(h) shift, so the gap halves
+    gaps = [depth_gap(_samples(n, 0.5), _samples(2 * n, 0.5)) for n in (16, 32, 64)]
+    assert gaps[0] / gaps[1] == pytest.approx(2, rel=0.05)
+    assert gaps[1] / gaps[2] == pytest.approx(2, rel=0.05)
+    assert depth_gap([0.0, 1.0], [0.0, 5.0, 4.0, 7.0]) == 3.0
+    assert depth_gap(torch.zeros(2, 2), torch.tensor([[3.0, 4.0], [0, 0], [0, 0], [0, 0]])) == 5.0
+
+
+@pytest.mark.parametrize(
+    ("coarse", "fine", "error", "match"),
+    [
+        (
+            np.zeros((3, 2)),
+            np.zeros((8, 2)),
+            ValueError,
+            r"whole multiple .* \(3, 2\) and \(8, 2\)",
+        ),
+        (np.zeros((2, 2)), np.zeros((4, 3)), ValueError, "as many parameters per layer"),
+        (np.zeros((0, 2)), np.zeros((4, 2)), ValueError, "`coarse` must have shape"),
+        (np.zeros(2), [np.inf] * 4, ValueError, "`fine` must be finite"),
+        (["a"], [1.0], TypeError, "`coarse` must be a real array"),
+    ],
+)
+def test_depth_gap_rejects_bad_arguments(coarse, fine, error, match):
+    with pytest.raises(error, match=match):
+        depth_gap(coarse, fine)

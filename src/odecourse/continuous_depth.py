@@ -1,8 +1,8 @@
 r"""The continuous-depth limit: residual networks of growing depth against the ODE flow.
 
-A residual network with :math:`L` layers of size :math:`h = T / L` built from a
+A residual network with :math:`N` layers of size :math:`h = T / N` built from a
 *smooth* time-dependent field is a numerical integrator of :math:`\dot x = f(t, x)`, so
-its output converges to the flow map as :math:`L \to \infty`, at the order of its
+its output converges to the flow map as :math:`N \to \infty`, at the order of its
 scheme.  :class:`TimeDependentField` is such a field, :func:`continuous_depth_errors`
 measures the convergence, and :class:`EvaluationRecorder` records where a solver
 evaluates a field (for the picture of finite jumps against continuous trajectories).
@@ -98,11 +98,11 @@ class DepthStudy:
     Attributes
     ----------
     depths : ndarray of int, shape (m,)
-        Numbers of layers :math:`L`.
+        Numbers of layers :math:`N`.
     h : ndarray, shape (m,)
-        Step sizes :math:`T / L`.
+        Step sizes :math:`T / N`.
     errors : ndarray, shape (m,)
-        :math:`\\max |x_L - x(T)|` over the batch and the components.
+        :math:`\\max |x_N - x(T)|` over the batch and the components.
     reference : torch.Tensor
         The reference solution :math:`x(T)`.
     """
@@ -128,13 +128,13 @@ def continuous_depth_errors(
     rtol: float = 1e-12,
     atol: float = 1e-12,
 ) -> DepthStudy:
-    r"""Measure how fast residual networks of depth :math:`L` converge to the ODE flow.
+    r"""Measure how fast residual networks of depth :math:`N` converge to the ODE flow.
 
-    For each :math:`L` the network with :math:`h = T / L` and the given ``scheme`` maps
-    ``x0`` to :math:`x_L`; the reference :math:`x(T)` solves :math:`\dot x = f(t, x)`,
+    For each :math:`N` the network with :math:`h = T / N` and the given ``scheme`` maps
+    ``x0`` to :math:`x_N`; the reference :math:`x(T)` solves :math:`\dot x = f(t, x)`,
     :math:`x(0) = x_0`, with ``odeint`` (dopri5, tolerances ``rtol``, ``atol``).
 
-    .. math:: E(h) = \max_i |x_{L,i} - x_i(T)| \approx C h^p .
+    .. math:: E(h) = \max_i |x_{N,i} - x_i(T)| \approx C h^p .
 
     Parameters
     ----------
@@ -145,7 +145,7 @@ def continuous_depth_errors(
     T : float
         Final time :math:`T > 0`.
     depths : sequence of int
-        At least two depths :math:`L \ge 1`.
+        At least two depths :math:`N \ge 1`.
     scheme : str, ButcherTableau or LinearMultistepMethod
         The integrator of the layers.
     rtol, atol : float

@@ -8,16 +8,19 @@ cases of Chapter 6.
 *Independent random layers.*  With i.i.d. mean-zero parameters the increments
 :math:`h F(x_l, \theta_l)` have conditional mean zero, so :math:`x_N - x_0` is a martingale
 whose variance is of order :math:`h^2 N`.  With :math:`h = T/N` the network tends to the
-identity; with :math:`h = T/\sqrt N` the limit is a stochastic differential equation.
+identity; with :math:`h = T/\sqrt N` the limit is a stochastic differential equation; a
+step that shrinks more slowly (such as :math:`h = 1`) makes it explode.
 :func:`random_depth_study` measures :math:`\mathbb E\,\|x_N - x_0\|^2` against :math:`N`
-for both scalings, and :func:`linear_mean_square` gives its closed form for the linear
-branch :math:`F(x, W) = W x`.
+for both scalings, :func:`linear_mean_square` gives its closed form for the linear
+branch :math:`F(x, W) = W x`, and :func:`linear_limit_quantiles` the quantiles of the
+limit in one dimension.
 
 *Trained layers.*  :class:`EulerClassifier` is an Euler ResNet whose layer weights are
 stacked in one tensor (so that they can be plotted against :math:`t_l = l h`), with
-i.i.d. or smooth initial weights; :func:`train_full_batch` trains it and
-:func:`max_increment` measures how far the weights are from samples of a smooth
-function.
+i.i.d. or smooth initial weights; :func:`train_full_batch` trains it (Adam or plain
+gradient descent), :func:`max_increment` measures how far the weights are from samples of
+a smooth function, and :func:`depth_gap` compares the weights of two depths at their
+common layer times.
 
 Taught in Chapter 6.
 
@@ -38,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -45,15 +49,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._validation import check_choice, check_int, check_positive
+from ._validation import check_choice, check_finite_array, check_int, check_positive
 from .data import Dataset
 
 __all__ = [
     "BRANCHES",
     "INITS",
+    "OPTIMIZERS",
     "SCALINGS",
     "EulerClassifier",
     "RandomDepthStudy",
+    "depth_gap",
+    "linear_limit_quantiles",
     "linear_mean_square",
     "max_increment",
     "random_depth_study",
@@ -68,6 +75,8 @@ SCALINGS = ("1/N", "1/sqrt(N)")
 BRANCHES = ("linear", "tanh")
 #: Initialisations of :class:`EulerClassifier`.
 INITS = ("iid", "smooth")
+#: Optimisers of :func:`train_full_batch`: Adam, or plain (full-batch) gradient descent.
+OPTIMIZERS = ("adam", "sgd")
 
 
 def step_size(T: float, depth: int, scaling: str) -> float:
@@ -266,9 +275,14 @@ def linear_mean_square(
         \;\to\; \begin{cases} 0, & h = T/N \ (\approx T^2\sigma^2/N), \\
         e^{T^2\sigma^2} - 1, & h = T/\sqrt N. \end{cases}
 
-    The second limit is that of the Ito SDE :math:`dX = T\sigma\, dB\, X` on
-    :math:`[0, 1]` (:math:`dB` a matrix of independent Brownian increments of variance
-    :math:`ds/d`).  Pass ``depth=math.inf`` for the limit.
+    With :math:`h = T/\sqrt N` the network is the Euler-Maruyama scheme, with step
+    :math:`1/N`, of the Ito SDE :math:`dX = (T\sigma/\sqrt d)\, dB\, X` on
+    :math:`[0, 1]`, :math:`B` a :math:`d \times d` matrix of independent standard Brownian
+    motions; :math:`\mathbb E\,\|X(1)\|^2 = e^{T^2\sigma^2} \|x_0\|^2`, so the second
+    limit is its normalised mean squared displacement
+    :math:`\mathbb E\,\|X(1) - x_0\|^2 / \|x_0\|^2`.  With :math:`h` fixed (e.g. the
+    usual :math:`h = 1`) the value :math:`(1 + h^2\sigma^2)^N - 1` explodes.  Pass
+    ``depth=math.inf`` for the limit.
 
     Taught in Chapter 6.
     """
@@ -279,6 +293,44 @@ def linear_mean_square(
         return 0.0 if scaling == "1/N" else math.expm1((T * sigma) ** 2)
     h = step_size(T, depth, scaling)
     return math.expm1(depth * math.log1p((h * sigma) ** 2))
+
+
+def linear_limit_quantiles(probabilities: Any, *, T: float = 1.0, sigma: float = 1.0) -> np.ndarray:
+    r"""Quantiles of :math:`X(1)/x_0` for the SDE limit of the linear branch in one dimension.
+
+    For :math:`d = 1` and :math:`h = T/\sqrt N` the random linear ResNet
+    :math:`x_{l+1} = (1 + h w_l)\, x_l`, :math:`w_l \sim N(0, \sigma^2)`, is the
+    Euler-Maruyama scheme of the geometric Brownian motion :math:`dX = T\sigma X\, dB` on
+    :math:`[0, 1]`, whose solution is lognormal:
+
+    .. math::
+
+        \frac{X(1)}{x_0} = \exp\bigl(T\sigma B(1) - T^2\sigma^2/2\bigr), \qquad
+        q_p = \exp\bigl(T\sigma\, \Phi^{-1}(p) - T^2\sigma^2/2\bigr),
+
+    with :math:`\Phi` the standard normal distribution function.
+
+    Parameters
+    ----------
+    probabilities : array_like
+        Probabilities :math:`p`, each strictly between 0 and 1.
+    T, sigma : float
+        As in :func:`linear_mean_square`, positive.
+
+    Returns
+    -------
+    ndarray
+        The quantiles :math:`q_p`, shaped like ``probabilities``.
+
+    Taught in Chapter 6.
+    """
+    p = check_finite_array("probabilities", probabilities)
+    if np.any((p <= 0) | (p >= 1)):
+        raise ValueError(f"`probabilities` must lie strictly between 0 and 1; got {p!r:.80}.")
+    T = check_positive("T", T)
+    sigma = check_positive("sigma", sigma)
+    inverse = np.vectorize(NormalDist().inv_cdf, otypes=[float])
+    return np.exp(T * sigma * inverse(p) - (T * sigma) ** 2 / 2)
 
 
 # --------------------------------------------------------------------------- trained layers
@@ -406,9 +458,20 @@ class EulerClassifier(nn.Module):
 
 
 def train_full_batch(
-    model: nn.Module, data: Dataset, *, steps: int = 300, lr: float = 1e-2
+    model: nn.Module,
+    data: Dataset,
+    *,
+    steps: int = 300,
+    lr: float = 1e-2,
+    optimizer: str = "adam",
 ) -> list[float]:
-    """Train ``model`` with full-batch Adam on cross-entropy; return the loss before each step.
+    r"""Train ``model`` full-batch on cross-entropy; return the loss before each step.
+
+    ``"sgd"`` is plain gradient descent,
+    :math:`\theta \leftarrow \theta - \text{lr}\, \nabla_\theta \mathcal L`, whose step for
+    a layer of :class:`EulerClassifier` is proportional to :math:`h` because its gradient is;
+    ``"adam"`` divides every coordinate of the gradient by a running root mean square,
+    which removes that factor.
 
     Parameters
     ----------
@@ -418,9 +481,12 @@ def train_full_batch(
     data : Dataset
         Only the training split is used.
     steps : int
-        Number of Adam steps, at least 1.
+        Number of optimisation steps, at least 1.
     lr : float
         Learning rate, positive.
+    optimizer : {"adam", "sgd"}
+        Adam (:class:`torch.optim.Adam`) or gradient descent (:class:`torch.optim.SGD`
+        without momentum).
 
     Returns
     -------
@@ -435,19 +501,21 @@ def train_full_batch(
         raise TypeError(f"`data` must be an odecourse.data.Dataset; got {type(data).__name__}.")
     steps = check_int("steps", steps, minimum=1)
     lr = check_positive("lr", lr)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("`model` has no trainable parameters.")
     X = data.X_train.to(dtype=parameters[0].dtype, device=parameters[0].device)
     y = data.y_train.to(X.device)
-    optimizer = torch.optim.Adam(parameters, lr=lr)
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    stepper = make(parameters, lr=lr)
     losses = []
     for _ in range(steps):
-        optimizer.zero_grad()
+        stepper.zero_grad()
         loss = F.cross_entropy(model(X), y)
         losses.append(loss.item())
         loss.backward()
-        optimizer.step()
+        stepper.step()
     with torch.no_grad():
         losses.append(F.cross_entropy(model(X), y).item())
     return losses
@@ -472,16 +540,59 @@ def max_increment(theta: Any) -> float:
 
     Taught in Chapter 6.
     """
+    array = _layer_rows("theta", theta)
+    if array.shape[0] < 2:
+        raise ValueError(f"`theta` must have shape (N, p) or (N,) with N >= 2; got {array.shape}.")
+    return float(np.linalg.norm(np.diff(array, axis=0), axis=1).max())
+
+
+def depth_gap(coarse: Any, fine: Any) -> float:
+    r"""The largest distance between the layers of two depths at their common times.
+
+    .. math:: \max_l \bigl\|\theta^{\text{fine}}_{k l} - \theta^{\text{coarse}}_l\bigr\|
+
+    ``coarse`` holds the layer parameters of a network with :math:`N` layers at
+    :math:`t_l = l T/N`, ``fine`` those of one with :math:`kN` layers over the same
+    :math:`[0, T]`; layer :math:`k l` of the fine network sits at the time of layer
+    :math:`l` of the coarse one.  If both sample one smooth function the gap is zero; if
+    each converges at rate :math:`1/N` to a common limit, the gap falls like :math:`1/N`.
+
+    Parameters
+    ----------
+    coarse : array_like, shape (N, p) or (N,)
+        Row ``l`` holds the parameters of layer ``l`` of the coarse network.
+    fine : array_like, shape (kN, p) or (kN,)
+        The same for the fine network, :math:`k \ge 1` an integer.
+
+    Returns
+    -------
+    float
+        The largest Euclidean distance between corresponding rows.
+
+    Taught in Chapter 6.
+    """
+    coarse, fine = _layer_rows("coarse", coarse), _layer_rows("fine", fine)
+    n, m = coarse.shape[0], fine.shape[0]
+    if m % n != 0 or coarse.shape[1] != fine.shape[1]:
+        raise ValueError(
+            "`fine` must have a whole multiple of the layers of `coarse` and as many "
+            f"parameters per layer; got shapes {coarse.shape} and {fine.shape}."
+        )
+    return float(np.linalg.norm(fine[:: m // n] - coarse, axis=1).max())
+
+
+def _layer_rows(name: str, theta: Any) -> np.ndarray:
+    """``theta`` as a finite float array of shape (N, p), N >= 1; a vector is one column."""
     if isinstance(theta, Tensor):
         theta = theta.detach().cpu().numpy()
     try:
         array = np.asarray(theta, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"`theta` must be a real array; got {type(theta).__name__}.") from exc
+        raise TypeError(f"`{name}` must be a real array; got {type(theta).__name__}.") from exc
     if array.ndim == 1:
         array = array[:, None]
-    if array.ndim != 2 or array.shape[0] < 2:
-        raise ValueError(f"`theta` must have shape (N, p) or (N,) with N >= 2; got {array.shape}.")
+    if array.ndim != 2 or array.shape[0] < 1:
+        raise ValueError(f"`{name}` must have shape (N, p) or (N,); got {array.shape}.")
     if not np.all(np.isfinite(array)):
-        raise ValueError("`theta` must be finite.")
-    return float(np.linalg.norm(np.diff(array, axis=0), axis=1).max())
+        raise ValueError(f"`{name}` must be finite.")
+    return array

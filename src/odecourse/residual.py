@@ -1,7 +1,7 @@
 r"""Integrators as architectures: residual networks built from Runge-Kutta and multistep steps.
 
 A residual network with step size :math:`h` is a numerical integrator of the ODE
-:math:`\dot x = f(t, x; \theta(t))` on :math:`[0, T]`, :math:`h = T / L`:
+:math:`\dot x = f(t, x; \theta(t))` on :math:`[0, T]`, :math:`h = T / N`:
 
 .. math::
 
@@ -128,7 +128,7 @@ class _DepthNetwork(nn.Module):
         return self.field if self.shared else self.fields[l]
 
     def times(self) -> list[float]:
-        """The layer times :math:`t_l = l h`, :math:`l = 0, \\dots, L`."""
+        """The layer times :math:`t_l = l h`, :math:`l = 0, \\dots, N`."""
         return [layer * self.h for layer in range(self.depth + 1)]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -145,7 +145,7 @@ class RKResNet(_DepthNetwork):
     .. math::
 
         k_i = f_l\Big(t_l + c_i h,\; x_l + h \sum_{j<i} a_{ij} k_j\Big), \qquad
-        x_{l+1} = x_l + h \sum_{i=1}^{s} b_i k_i, \qquad h = T / L .
+        x_{l+1} = x_l + h \sum_{i=1}^{s} b_i k_i, \qquad h = T / N .
 
     The Euler tableau gives the classic ResNet :math:`x_{l+1} = x_l + h f_l(t_l, x_l)`;
     ``"midpoint"`` gives an RK2 network with two evaluations of the layer's field.
@@ -156,7 +156,7 @@ class RKResNet(_DepthNetwork):
         One field ``f(t, x)`` shared by all layers (its parameters :math:`\theta(t)` vary
         smoothly with depth), or ``depth`` fields ``f_l(t, x)`` with independent parameters.
     depth : int
-        Number of layers :math:`L \ge 1`.
+        Number of layers :math:`N \ge 1`.
     T : float
         Final time (total depth) :math:`T > 0`.
     tableau : str or ButcherTableau
@@ -181,7 +181,7 @@ class RKResNet(_DepthNetwork):
         self.tableau = _explicit_tableau(tableau)
 
     def states(self, x: Tensor) -> list[Tensor]:
-        """Return the hidden states :math:`[x_0, x_1, \\dots, x_L]`, each shaped like ``x``."""
+        """Return the hidden states :math:`[x_0, x_1, \\dots, x_N]`, each shaped like ``x``."""
         _check_input(x, self.dim)
         states = [x]
         for l, t in enumerate(self.times()[:-1]):  # noqa: E741
@@ -211,7 +211,7 @@ class MultistepResNet(_DepthNetwork):
     field : callable or sequence of callables
         As for :class:`RKResNet`.
     depth : int
-        Number of layers :math:`L \ge 1`.
+        Number of layers :math:`N \ge 1`.
     T : float
         Final time :math:`T > 0`.
     method : LinearMultistepMethod
@@ -248,7 +248,7 @@ class MultistepResNet(_DepthNetwork):
         self._beta = [float(b) for b in method.beta[:-1]]
 
     def states(self, x: Tensor) -> list[Tensor]:
-        """Return the hidden states :math:`[x_0, x_1, \\dots, x_L]`, each shaped like ``x``."""
+        """Return the hidden states :math:`[x_0, x_1, \\dots, x_N]`, each shaped like ``x``."""
         _check_input(x, self.dim)
         k, h = self.method.steps, self.h
         states, derivatives = [x], []
@@ -315,8 +315,8 @@ class ResidualClassifier(nn.Module):
 
     .. math::
 
-        x_0 = A_{\text{in}} u + a_{\text{in}}, \qquad x_L = \text{body}(x_0), \qquad
-        z = A_{\text{out}} x_L + a_{\text{out}} .
+        x_0 = A_{\text{in}} u + a_{\text{in}}, \qquad x_N = \text{body}(x_0), \qquad
+        z = A_{\text{out}} x_N + a_{\text{out}} .
 
     Parameters
     ----------
@@ -367,7 +367,7 @@ def make_classifier(
 ) -> ResidualClassifier:
     r"""Build a classifier whose body integrates with ``scheme`` over independent layer fields.
 
-    Every scheme gets the same parameters, :math:`(d+1)w + L(w+1)w + (w+1)c`, created in
+    Every scheme gets the same parameters, :math:`(d+1)w + N(w+1)w + (w+1)c`, created in
     the same order (layer fields, input layer, output layer), so with the same seed all
     architectures start from identical weights.  ``T`` defaults to ``depth`` (:math:`h = 1`);
     with the Euler tableau and :math:`h = 1` this is :class:`~odecourse.networks.ResidualMLP`.
@@ -379,9 +379,9 @@ def make_classifier(
     in_features, out_features : int
         Input dimension :math:`d` and number of classes :math:`c`.
     depth, width : int
-        Number of layers :math:`L` and hidden width :math:`w`.
+        Number of layers :math:`N` and hidden width :math:`w`.
     T : float, optional
-        Total depth; :math:`h = T / L`.
+        Total depth; :math:`h = T / N`.
     activation : str
         Activation of the layer fields.
 
