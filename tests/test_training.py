@@ -1,4 +1,4 @@
-"""Tests for odecourse.training: determinism, learning, evaluation and gradient probes."""
+"""Tests for odecourse.training: determinism, learning, evaluation, gradient and Jacobian probes."""
 
 import math
 
@@ -12,9 +12,11 @@ from odecourse.seeding import seed_everything
 from odecourse.training import (
     History,
     activation_norms,
+    block_jacobians,
     default_device,
     evaluate,
     gradient_norms,
+    state_jacobian,
     train,
 )
 
@@ -264,3 +266,93 @@ def test_activation_norms_validation():
         activation_norms(fresh(), X.numpy())
     with pytest.raises(ValueError, match="`x` must have shape"):
         activation_norms(fresh(), torch.zeros(3, 5))
+
+
+@pytest.mark.parametrize("cls", [PlainMLP, ResidualMLP])
+def test_relu_block_jacobians_have_the_closed_form(cls):
+    # Plain: J_l = W_l D_l; residual: J_l = I + h W_l D_l, D_l = diag(1[x_l > 0]).
+    X = two_spirals(40, seed=2).X_train.double()[:7]
+    kwargs = {"h": 0.3} if cls is ResidualMLP else {}
+    model = fresh(cls, depth=4, width=6, **kwargs).double()
+    jacobians = block_jacobians(model, X)
+    assert jacobians.shape == (7, 4, 6, 6) and not jacobians.requires_grad
+    with torch.no_grad():
+        states = model.hidden_states(X)
+    for layer, block in enumerate(model.blocks):
+        D = (states[layer] > 0).double()  # (n, w): the diagonal of D_l for each input
+        branch = block.linear.weight * D[:, None, :]
+        expected = (
+            torch.eye(6, dtype=torch.float64) + 0.3 * branch if cls is ResidualMLP else branch
+        )
+        assert torch.allclose(jacobians[:, layer], expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", [PlainMLP, ResidualMLP])
+def test_state_jacobian_matches_central_differences(cls):
+    # A smooth activation, so that finite differences converge: error O(eps^2).
+    X = two_spirals(40, seed=3).X_train.double()[:3]
+    model = fresh(cls, depth=5, width=4, activation="tanh").double()
+    jacobian = state_jacobian(model, X, start=1, stop=4)
+    assert jacobian.shape == (3, 4, 4)
+    with torch.no_grad():
+        x1 = model.hidden_states(X)[1]
+
+        def forward(s):
+            for block in model.blocks[1:4]:
+                s = block(s)
+            return s
+
+        eps = 1e-6
+        for k in range(4):
+            step = torch.zeros(4)
+            step[k] = eps
+            column = (forward(x1 + step) - forward(x1 - step)) / (2 * eps)
+            assert torch.allclose(jacobian[:, :, k], column, rtol=0, atol=1e-8)
+
+
+def test_state_jacobian_is_the_product_of_block_jacobians():
+    X = two_spirals(40, seed=4).X_train.double()[:5]
+    model = fresh(ResidualMLP, depth=6, width=5).double()
+    blocks = block_jacobians(model, X)
+    full = state_jacobian(model, X)
+    product = torch.eye(5, dtype=torch.float64).expand(5, -1, -1)
+    for layer in range(6):
+        product = blocks[:, layer] @ product
+    assert torch.allclose(full, product, rtol=1e-13, atol=1e-13)
+    # The chain rule splits at any intermediate state.
+    assert torch.allclose(
+        full, state_jacobian(model, X, start=2) @ state_jacobian(model, X, stop=2), atol=1e-12
+    )
+    assert torch.equal(
+        state_jacobian(model, X, start=3, stop=3),
+        torch.eye(5, dtype=torch.float64).expand(5, -1, -1),
+    )
+
+
+def test_zero_residual_branches_give_the_identity_jacobian():
+    X = two_spirals(40, seed=5).X_train.double()[:4]
+    model = fresh(ResidualMLP, depth=3, width=6).double()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.linear.weight.zero_()
+    identity = torch.eye(6, dtype=torch.float64).expand(4, -1, -1)
+    assert torch.equal(state_jacobian(model, X), identity)
+
+
+def test_jacobian_validation():
+    X = two_spirals(20, seed=0).X_train
+    model = fresh(depth=3)
+    with pytest.raises(TypeError, match=r"`model` must be an odecourse\.networks\.MLP"):
+        block_jacobians(torch.nn.Linear(2, 2), X)
+    with pytest.raises(ValueError, match=r"`X` must be a torch\.Tensor of shape \(n, 2\)"):
+        state_jacobian(model, X[:0])
+    with pytest.raises(ValueError, match=r"`X` must be a torch\.Tensor.*got list"):
+        block_jacobians(model, X.tolist())
+    with pytest.raises(ValueError, match=r"0 <= start <= stop <= 3.*got start=2, stop=1"):
+        state_jacobian(model, X, start=2, stop=1)
+    with pytest.raises(ValueError, match=r"got start=0, stop=4"):
+        state_jacobian(model, X, stop=4)
+    with pytest.raises(ValueError, match="`start`"):
+        state_jacobian(model, X, start=-1)
+    with pytest.raises(TypeError, match="`stop`"):
+        state_jacobian(model, X, stop=2.0)

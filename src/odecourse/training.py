@@ -1,4 +1,4 @@
-"""Training loop, evaluation, and gradient and activation probes for the classifiers of Chapter 5.
+"""Training loop, evaluation, and gradient, activation and Jacobian probes for Chapter 5.
 
 One function trains any of the course's classifiers with cross-entropy loss
 under a fixed budget (optimiser, learning rate, epochs, batch size) and a
@@ -29,9 +29,11 @@ __all__ = [
     "OPTIMIZERS",
     "History",
     "activation_norms",
+    "block_jacobians",
     "default_device",
     "evaluate",
     "gradient_norms",
+    "state_jacobian",
     "train",
 ]
 
@@ -321,6 +323,16 @@ def gradient_norms(
     return np.array(norms)
 
 
+def _check_batch(model: MLP, X: object) -> None:
+    if not isinstance(model, MLP):
+        raise TypeError(f"`model` must be an odecourse.networks.MLP; got {type(model).__name__}.")
+    if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[0] == 0:
+        got = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(
+            f"`X` must be a torch.Tensor of shape (n, {model.in_features}) with n >= 1; got {got}."
+        )
+
+
 def activation_norms(model: MLP, X: torch.Tensor, *, centred: bool = False) -> np.ndarray:
     """Return the mean Euclidean norm of the hidden state after each block, over a batch.
 
@@ -349,17 +361,100 @@ def activation_norms(model: MLP, X: torch.Tensor, *, centred: bool = False) -> n
 
     Taught in Chapter 5.
     """
-    if not isinstance(model, MLP):
-        raise TypeError(f"`model` must be an odecourse.networks.MLP; got {type(model).__name__}.")
+    _check_batch(model, X)
     if not isinstance(centred, bool):
         raise TypeError(f"`centred` must be True or False; got {centred!r:.60}.")
-    if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[0] == 0:
-        got = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
-        raise ValueError(
-            f"`X` must be a torch.Tensor of shape (n, {model.in_features}) with n >= 1; got {got}."
-        )
     with torch.no_grad():
         states = model.hidden_states(_on_model(model, X))
         if centred:
             states = [state - state.mean(dim=0) for state in states]
         return np.array([state.norm(dim=1).mean().item() for state in states])
+
+
+def block_jacobians(model: MLP, X: torch.Tensor) -> torch.Tensor:
+    """Return the Jacobian of every hidden block at the hidden states of each input.
+
+    Entry ``[i, l]`` is :math:`J_l = \\partial x_{l+1} / \\partial x_l`, the
+    Jacobian of hidden block ``l`` evaluated at the state :math:`x_l` that the
+    ``i``-th row of ``X`` produces.  For a ReLU network with :math:`D_l =
+    \\operatorname{diag}(\\sigma'(x_l))` this is :math:`W_l D_l` for a plain block
+    and :math:`I + h\\,W_l D_l` for a residual one.  Each block is differentiated
+    one input at a time, so blocks that mix the rows of a batch are not supported.
+
+    Parameters
+    ----------
+    model : MLP
+        A :class:`~odecourse.networks.PlainMLP` or :class:`~odecourse.networks.ResidualMLP`.
+    X : torch.Tensor, shape (n, d)
+        Inputs, ``n >= 1``.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, N, w, w)
+        The block Jacobians, detached from the autograd graph; ``N`` is the depth
+        and ``w`` the width.  Row index = output coordinate.
+
+    Taught in Chapter 5.
+    """
+    _check_batch(model, X)
+    with torch.no_grad():
+        states = model.hidden_states(_on_model(model, X))[:-1]
+    jacobians = []
+    for block, state in zip(model.blocks, states, strict=True):
+
+        def one_input(s: torch.Tensor, block: nn.Module = block) -> torch.Tensor:
+            return block(s.unsqueeze(0)).squeeze(0)
+
+        jacobians.append(torch.func.vmap(torch.func.jacrev(one_input))(state))
+    return torch.stack(jacobians, dim=1).detach()
+
+
+def state_jacobian(
+    model: MLP, X: torch.Tensor, *, start: int = 0, stop: int | None = None
+) -> torch.Tensor:
+    """Return :math:`\\partial x_{\\text{stop}} / \\partial x_{\\text{start}}` at each input.
+
+    By the chain rule this is the product of the block Jacobians of
+    :func:`block_jacobians`,
+
+    .. math::
+
+        \\frac{\\partial x_{\\text{stop}}}{\\partial x_{\\text{start}}}
+        = J_{\\text{stop}-1} \\cdots J_{\\text{start}+1} J_{\\text{start}},
+
+    the matrix that carries a perturbation of :math:`x_{\\text{start}}` forwards to
+    :math:`x_{\\text{stop}}`; its transpose carries the gradient
+    :math:`\\partial\\mathcal{L}/\\partial x_{\\text{stop}}` backwards.  With
+    ``start == stop`` it is the identity.
+
+    Parameters
+    ----------
+    model : MLP
+        A :class:`~odecourse.networks.PlainMLP` or :class:`~odecourse.networks.ResidualMLP`.
+    X : torch.Tensor, shape (n, d)
+        Inputs, ``n >= 1``.
+    start, stop : int
+        Indices of the states, ``0 <= start <= stop <= N``; ``stop=None`` (default)
+        means ``N``, the last state.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, w, w)
+        One Jacobian per input, detached from the autograd graph.
+
+    Taught in Chapter 5.
+    """
+    _check_batch(model, X)
+    stop = model.depth if stop is None else check_int("stop", stop, minimum=0)
+    start = check_int("start", start, minimum=0)
+    if not start <= stop <= model.depth:
+        raise ValueError(
+            f"`start` and `stop` must satisfy 0 <= start <= stop <= {model.depth} (the depth); "
+            f"got start={start}, stop={stop}."
+        )
+    jacobians = block_jacobians(model, X)
+    n, width = jacobians.shape[0], model.width
+    product = torch.eye(width, dtype=jacobians.dtype, device=jacobians.device).expand(n, -1, -1)
+    for layer in range(start, stop):
+        product = jacobians[:, layer] @ product
+    return product
