@@ -1,16 +1,22 @@
-"""Tests for odecourse.neural_ode: shapes, gradients, augmentation, trajectory fitting."""
+"""Tests for odecourse.neural_ode: shapes, gradients, augmentation, trajectory fitting,
+solver swaps and field statistics."""
 
 import pytest
 import torch
+from torch import nn
 
 from odecourse.networks import ACTIVATIONS
 from odecourse.neural_ode import (
     ODEBlock,
     ODEClassifier,
     ODEFunc,
+    evaluate_with_solvers,
+    field_statistics,
     fit_trajectory,
+    jacobians,
 )
 from odecourse.seeding import seed_everything
+from odecourse.training import evaluate
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
@@ -147,3 +153,125 @@ def test_fit_trajectory_accepts_a_float32_linspace_grid():
     y = torch.stack([torch.cos(t), -torch.sin(t)], dim=1)
     fit = fit_trajectory(t, y, n_iters=2, segment=5, batch_size=4, seed=0)
     assert fit is not None
+
+
+EULER4 = {"method": "euler", "options": {"step_size": 0.25}}
+
+
+def _euler_classifier():
+    seed_everything(0)
+    model = ODEClassifier(2, 2, hidden=8, **EULER4).double()
+    X = torch.randn(40, 2, dtype=torch.float64)
+    y = (X.norm(dim=1) > 1).long()
+    return model, X, y
+
+
+def test_temporary_solver_swaps_and_restores_the_settings():
+    model, X, _ = _euler_classifier()
+    block = model.block
+    before = dict(block.solver)
+    with block.temporary_solver(method="dopri5", rtol=1e-8, atol=1e-10):
+        assert block.solver == {"method": "dopri5", "rtol": 1e-8, "atol": 1e-10, "options": None}
+        fine = block(X)
+    assert block.solver == before
+    with pytest.raises(RuntimeError, match="inside"), block.temporary_solver(method="rk4"):
+        raise RuntimeError("inside")
+    assert block.solver == before
+    # Euler with step 1/4 is not the flow that dopri5 computes to 1e-8
+    with torch.no_grad():
+        assert float((block(X) - fine).abs().max()) > 1e-4
+
+
+def test_evaluate_with_solvers_reproduces_the_training_solver_and_restores_it():
+    model, X, y = _euler_classifier()
+    before = dict(model.block.solver)
+    loss, accuracy = evaluate(model, X, y)
+    solvers = {
+        "train": EULER4,
+        "euler 8": {"method": "euler", "options": {"step_size": 0.125}},
+        "dopri5": {"method": "dopri5", "rtol": 1e-8, "atol": 1e-10},
+    }
+    results = evaluate_with_solvers(model, X, y, solvers)
+    assert model.block.solver == before
+    assert list(results) == list(solvers)
+    assert results["train"].accuracy == accuracy and results["train"].loss == loss
+    # one evaluation at t = 0 and one at the end of each of the four steps
+    assert results["train"].nfe == 4 + 1
+    assert results["euler 8"].nfe == 2 * results["train"].nfe - 1
+    assert results["dopri5"].nfe > results["euler 8"].nfe
+    for result in results.values():
+        assert 0.0 <= result.accuracy <= 1.0 and result.loss > 0
+
+
+def test_evaluate_with_solvers_restores_the_settings_when_a_solve_fails():
+    model, X, y = _euler_classifier()
+    before = dict(model.block.solver)
+    failing = {"method": "dopri5", "options": {"max_num_steps": 1}, "rtol": 1e-12, "atol": 1e-14}
+    with pytest.raises(RuntimeError):
+        evaluate_with_solvers(model, X, y, {"ok": EULER4, "fails": failing})
+    assert model.block.solver == before
+
+
+def test_jacobians_and_field_statistics_of_a_linear_field():
+    A = torch.tensor([[0.0, 2.0], [-1.0, -3.0]], dtype=torch.float64)
+
+    class Linear(nn.Module):
+        def forward(self, t, z):
+            return z @ A.T
+
+    z = torch.randn(7, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    J = jacobians(Linear(), z)
+    torch.testing.assert_close(J, A.expand(7, 2, 2))
+    stats = field_statistics(Linear(), z)
+    assert stats.speed == pytest.approx(float((z @ A.T).norm(dim=1).mean()), rel=1e-12)
+    assert stats.jacobian_frobenius == pytest.approx(float(torch.linalg.matrix_norm(A)), rel=1e-12)
+    assert stats.jacobian_spectral == pytest.approx(
+        float(torch.linalg.matrix_norm(A, ord=2)), rel=1e-12
+    )
+
+
+def test_jacobians_of_an_odefunc_match_finite_differences():
+    torch.manual_seed(0)
+    func = ODEFunc(3, hidden=8).double()
+    z = torch.randn(4, 3, dtype=torch.float64)
+    J = jacobians(func, z)
+    eps = 1e-6
+    for j in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[j] = eps
+        with torch.no_grad():
+            column = (func(None, z + e) - func(None, z - e)) / (2 * eps)
+        torch.testing.assert_close(J[:, :, j], column, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda m, X, y: evaluate_with_solvers(m.block, X, y, {"a": EULER4}), TypeError,
+         "`model` must be an nn.Module with an ODEBlock"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y, {}), ValueError,
+         "`solvers` must name at least one solver"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y, [EULER4]), TypeError,
+         "`solvers` must be a dict"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y, {"a": "euler"}), TypeError,
+         r"`solvers\['a'\]` must be a dict of solver settings; got str"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y, {"a": {"step_size": 0.1}}), TypeError,
+         "unknown solver setting 'step_size'"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y, {"a": {"method": "euler", "rtol": -1}}),
+         ValueError, "`rtol` must be non-negative"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y, {"a": {"options": {"step_size": 0.1}}}),
+         ValueError, "unknown option 'step_size'"),
+        (lambda m, X, y: evaluate_with_solvers(m, X, y.double(), {"a": EULER4}), TypeError, "`y`"),
+        (lambda m, X, y: jacobians(m.block.func, [[0.0, 1.0]]), TypeError,
+         "`z` must be a floating-point torch tensor; got list"),
+        (lambda m, X, y: jacobians(m.block.func, X[0]), ValueError,
+         r"`z` must have shape \(B, d\); got \(2,\)"),
+        (lambda m, X, y: field_statistics("f", X), TypeError, "`func`"),
+    ],
+)  # fmt: skip
+def test_solver_swap_and_statistics_validation(call, error, match):
+    model, X, y = _euler_classifier()
+    before = dict(model.block.solver)
+    with pytest.raises(error, match=match):
+        call(model, X, y)
+    assert model.block.solver == before

@@ -11,7 +11,10 @@ holds the pieces Chapter 7 trains: :class:`ODEFunc` (an MLP field that counts
 its evaluations), :class:`ODEBlock` (``x -> z(T)``, optionally augmented with
 zeros as in Dupont et al.), :class:`ODEClassifier` (block plus linear
 readout) and :func:`fit_trajectory` (learn :math:`\dot y = f(y)` from samples
-of one trajectory).
+of one trajectory); :func:`evaluate_with_solvers` (the solver-swap test of
+ott2021: is a trained model an ODE, or a ResNet tied to its training solver?)
+and :func:`field_statistics` (how large and how fast-varying a learned field is
+along its trajectories).
 
 Taught in Chapter 7.
 
@@ -19,12 +22,15 @@ References
 ----------
 chen2018: R. T. Q. Chen et al., Neural ordinary differential equations, NeurIPS 2018.
 dupont2019: E. Dupont, A. Doucet, Y. W. Teh, Augmented neural ODEs, NeurIPS 2019.
+ott2021: K. Ott, P. Katiyar, P. Hennig, M. Tiemann, ResNet after all? Neural ODEs and their
+numerical solution, ICLR 2021.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,19 +38,25 @@ import torch
 from torch import Tensor, nn
 
 from odecourse._torch_args import check_options, check_tolerance, resolve_method
-from odecourse._validation import check_choice, check_int, check_positive
+from odecourse._validation import check_callable, check_choice, check_int, check_positive
 from odecourse.adjoint import odeint_adjoint
 from odecourse.networks import ACTIVATIONS
 from odecourse.odeint import odeint
 from odecourse.runge_kutta import ButcherTableau
+from odecourse.training import evaluate
 
 __all__ = [
     "GRADIENTS",
+    "FieldStatistics",
     "ODEBlock",
     "ODEClassifier",
     "ODEFunc",
+    "SolverEvaluation",
     "TrajectoryFit",
+    "evaluate_with_solvers",
+    "field_statistics",
     "fit_trajectory",
+    "jacobians",
 ]
 
 #: How :class:`ODEBlock` differentiates the solve.
@@ -154,10 +166,35 @@ class ODEBlock(nn.Module):
         self.T = check_positive("T", T)
         self.gradient = check_choice("gradient", gradient, GRADIENTS)
         self.augment_dim = check_int("augment_dim", augment_dim, minimum=0)
-        check_options(options, resolve_method(method))
-        check_tolerance("rtol", rtol)
-        check_tolerance("atol", atol)
-        self.solver = {"method": method, "rtol": rtol, "atol": atol, "options": options}
+        self.solver = _solver_settings(method=method, rtol=rtol, atol=atol, options=options)
+
+    @contextlib.contextmanager
+    def temporary_solver(self, **settings: Any) -> Iterator[ODEBlock]:
+        """Integrate with other solver settings inside a ``with`` block, then restore them.
+
+        Parameters
+        ----------
+        **settings
+            ``method``, ``rtol``, ``atol``, ``options`` as in the constructor; the ones
+            not given take the constructor's defaults (dopri5, 1e-3, 1e-4, no options),
+            not the block's current values, so that a fixed-step ``step_size`` is never
+            carried over to an adaptive method.
+
+        Examples
+        --------
+        >>> block = ODEBlock(ODEFunc(2), method="euler", options={"step_size": 0.25})
+        >>> with block.temporary_solver(method="dopri5", rtol=1e-8, atol=1e-10):
+        ...     block.solver["method"]
+        'dopri5'
+        >>> block.solver["method"]
+        'euler'
+        """
+        new = _solver_settings(**settings)
+        old, self.solver = self.solver, new
+        try:
+            yield self
+        finally:
+            self.solver = old
 
     def augment(self, x: Tensor) -> Tensor:
         """Append ``augment_dim`` zeros to the last dimension of ``x``."""
@@ -220,6 +257,187 @@ class ODEClassifier(nn.Module):
         return self.readout(self.block(x))
 
 
+_SOLVER_KEYS = ("method", "rtol", "atol", "options")
+
+
+def _solver_settings(**settings: Any) -> dict[str, Any]:
+    """Validated solver settings of an :class:`ODEBlock`, with the block's defaults."""
+    for key in settings:
+        if key not in _SOLVER_KEYS:
+            raise TypeError(
+                f"unknown solver setting {key!r}; accepted: {', '.join(map(repr, _SOLVER_KEYS))}."
+            )
+    solver = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-4, "options": None} | settings
+    check_options(solver["options"], resolve_method(solver["method"]))
+    check_tolerance("rtol", solver["rtol"])
+    check_tolerance("atol", solver["atol"])
+    return solver
+
+
+@dataclass(frozen=True)
+class SolverEvaluation:
+    """A classifier's test result with one solver: see :func:`evaluate_with_solvers`.
+
+    Attributes
+    ----------
+    accuracy : float
+        Fraction of correctly classified points, in [0, 1].
+    loss : float
+        Mean cross-entropy.
+    nfe : int
+        Evaluations of the field in the forward solve (0 if it does not count them).
+    """
+
+    accuracy: float
+    loss: float
+    nfe: int
+
+
+def evaluate_with_solvers(
+    model: nn.Module, X: Tensor, y: Tensor, solvers: Mapping[str, Mapping[str, Any]]
+) -> dict[str, SolverEvaluation]:
+    r"""Evaluate a trained neural ODE classifier with other solvers than it was trained with.
+
+    A neural ODE is meant to be the flow of its field, whatever solver computes it; a model
+    trained with a coarse fixed step may instead have learned the *discrete* map of that
+    solver, a residual network (ott2021).  Swapping the solver at test time tells the two
+    apart: a model that learned a flow keeps its accuracy with any solver that resolves the
+    flow; a model that learned its solver's discrete map loses it when the solver changes.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A classifier with an :class:`ODEBlock` as ``model.block`` (an :class:`ODEClassifier`),
+        returning logits of shape (n, c).
+    X : Tensor, shape (n, d)
+        Inputs.
+    y : Tensor of int, shape (n,)
+        Class labels.
+    solvers : mapping of str to mapping
+        Name -> solver settings (``method``, ``rtol``, ``atol``, ``options``; see
+        :meth:`ODEBlock.temporary_solver`), e.g.
+        ``{"euler, N = 8": {"method": "euler", "options": {"step_size": T / 8}}}``.
+
+    Returns
+    -------
+    dict of str to SolverEvaluation
+        Accuracy, mean cross-entropy and forward NFE per solver, in the order given.  The
+        block's own settings are restored afterwards, also if a solve fails.
+
+    Taught in Chapter 7.
+    """
+    block = getattr(model, "block", None) if isinstance(model, nn.Module) else None
+    if not isinstance(block, ODEBlock):
+        raise TypeError(
+            "`model` must be an nn.Module with an ODEBlock as `model.block` (an "
+            f"ODEClassifier); got {type(model).__name__}."
+        )
+    if not isinstance(solvers, Mapping):
+        raise TypeError(f"`solvers` must be a dict of name -> settings; got {solvers!r:.60}.")
+    if not solvers:
+        raise ValueError("`solvers` must name at least one solver; got an empty dict.")
+    results = {}
+    for name, settings in solvers.items():
+        if not isinstance(settings, Mapping):
+            raise TypeError(
+                f"`solvers[{name!r}]` must be a dict of solver settings; "
+                f"got {type(settings).__name__}."
+            )
+        with block.temporary_solver(**settings):
+            before = block.nfe
+            loss, accuracy = evaluate(model, X, y)
+            results[name] = SolverEvaluation(accuracy, loss, block.nfe - before)
+    return results
+
+
+def jacobians(
+    func: Callable[[Tensor, Tensor], Tensor], z: Tensor, t: Tensor | None = None
+) -> Tensor:
+    r"""The Jacobians :math:`\partial f/\partial z` of a field at a batch of states.
+
+    Parameters
+    ----------
+    func : callable
+        The field ``func(t, z)``, mapping states of shape (B, d) to (B, d), each row
+        depending only on its own state (true of :class:`ODEFunc`).
+    z : Tensor, shape (B, d)
+        The states.
+    t : Tensor, optional
+        The time passed to ``func`` (default 0).
+
+    Returns
+    -------
+    Tensor, shape (B, d, d)
+        ``J[b, i, j]`` is :math:`\partial f_i/\partial z_j` at ``z[b]``; computed by ``d``
+        reverse passes, without a graph for the result.
+
+    Taught in Chapter 7.
+    """
+    check_callable("func", func)
+    if not isinstance(z, Tensor) or not z.is_floating_point():
+        got = z.dtype if isinstance(z, Tensor) else type(z).__name__
+        raise TypeError(f"`z` must be a floating-point torch tensor; got {got}.")
+    if z.ndim != 2:
+        raise ValueError(f"`z` must have shape (B, d); got {tuple(z.shape)}.")
+    t = z.new_zeros(()) if t is None else t
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        value = func(t, z)
+        rows = [
+            torch.autograd.grad(value[:, i].sum(), z, retain_graph=i + 1 < z.shape[1])[0]
+            for i in range(z.shape[1])
+        ]
+    return torch.stack(rows, dim=1)
+
+
+@dataclass(frozen=True)
+class FieldStatistics:
+    r"""Size and variation of a field over a set of states: see :func:`field_statistics`.
+
+    Attributes
+    ----------
+    speed : float
+        Mean of :math:`\|f(z)\|`.
+    jacobian_frobenius : float
+        Mean Frobenius norm of :math:`\partial f/\partial z`.
+    jacobian_spectral : float
+        Largest spectral norm of :math:`\partial f/\partial z` (a local Lipschitz
+        constant of the field at the worst state).
+    """
+
+    speed: float
+    jacobian_frobenius: float
+    jacobian_spectral: float
+
+
+def field_statistics(
+    func: Callable[[Tensor, Tensor], Tensor], z: Tensor, t: Tensor | None = None
+) -> FieldStatistics:
+    r"""How large and how fast-varying the field ``func`` is at the states ``z``.
+
+    Parameters
+    ----------
+    func, z, t
+        As in :func:`jacobians`; ``z`` of shape (B, d) (e.g. the states of a trajectory).
+
+    Returns
+    -------
+    FieldStatistics
+        Mean :math:`\|f\|`, mean :math:`\|\partial f/\partial z\|_F` and the largest
+        :math:`\|\partial f/\partial z\|_2` over the states.
+
+    Taught in Chapter 7.
+    """
+    J = jacobians(func, z, t)
+    with torch.no_grad():
+        speed = func(z.new_zeros(()) if t is None else t, z).norm(dim=1).mean()
+    return FieldStatistics(
+        float(speed),
+        float(torch.linalg.matrix_norm(J).mean()),
+        float(torch.linalg.matrix_norm(J, ord=2).max()),
+    )
+
+
 @dataclass
 class TrajectoryFit:
     """Result of :func:`fit_trajectory`: the trained field and the loss history."""
@@ -251,7 +469,10 @@ def fit_trajectory(
     integrates the field from the first sample of each window over the window's
     times, and takes an Adam step on the mean squared error
 
-    .. math:: L(\theta) = \frac{1}{BS} \sum_{b,k} \big\| \hat y(t_{s_b+k}) - y_{s_b+k} \big\|^2 .
+    .. math::
+
+        \mathcal{L}(\theta) = \frac{1}{BS} \sum_{b,k}
+        \big\| \hat y(t_{s_b+k}) - y_{s_b+k} \big\|^2 .
 
     Parameters
     ----------
