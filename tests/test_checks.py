@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy.integrate import cumulative_trapezoid
 
+import odecourse.checks as checks
 from odecourse.checks import (
     CheckFailed,
     check_close,
@@ -249,26 +250,55 @@ class ForgetsShortcut(torch.nn.Module):
 
 class MixesBatch(ResidualBlock):
     def forward(self, x):
-        return x + self.residual(x).mean(dim=0, keepdim=True)
+        return x + self.h * self.residual(x).mean(dim=0, keepdim=True)
+
+
+class TwoLinearLayers(torch.nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(width, width), torch.nn.Linear(width, width)
+
+    def forward(self, x):
+        return x + self.second(torch.tanh(self.first(x)))
 
 
 def test_residual_block(capsys):
-    assert_passes(capsys, check_residual_block, ResidualBlock, width=4)
-    assert_passes(capsys, check_residual_block, ResidualBlock(3, h=0.1), width=3)
+    out = assert_passes(capsys, check_residual_block, ResidualBlock, width=4, activation="relu")
+    assert "x + h (W relu(x) + b)" in out and "h = 1," in out and "gradient" in out
+    tanh_block = ResidualBlock(3, activation="tanh", h=0.1)
+    assert "h = 0.1," in assert_passes(capsys, check_residual_block, tanh_block, width=3)
+    # A function without parameters is checked with W = I, b = 0.
     assert_passes(capsys, check_residual_block, lambda x: x + torch.tanh(x), width=3)
+    assert_passes(capsys, check_residual_block, lambda x: x + 0.5 * torch.tanh(x), width=3, h=0.5)
+    # float64 blocks are checked in float64.
+    block = ResidualBlock(4, activation="tanh", h=0.5).double()
+    assert_passes(capsys, check_residual_block, block, width=4)
+
+
+def test_residual_block_h_argument_overrides_the_attribute(capsys):
+    block = ResidualBlock(3, activation="tanh", h=1.0)
+    assert_fails(capsys, check_residual_block, block, width=3, h=0.3, match="h")
 
 
 def test_residual_block_failures(capsys):
-    assert_fails(capsys, check_residual_block, ForgetsShortcut, 4, match="not the identity")
-    assert_fails(capsys, check_residual_block, PlainBlock, 4, match="not the identity")
-    assert_fails(capsys, check_residual_block, MixesBatch, 4, match="depends on the other rows")
+    assert_fails(capsys, check_residual_block, ForgetsShortcut, 4, match="shortcut is missing")
+    assert_fails(capsys, check_residual_block, PlainBlock, 4, activation="relu", match="shortcut")
+    assert_fails(capsys, check_residual_block, MixesBatch, 4, activation="relu", match="other rows")
     assert_fails(capsys, check_residual_block, lambda x: x[:, :2], 4, match="shape")
-    assert_fails(capsys, check_residual_block, lambda x: x.clone(), 4, match="branch is missing")
+    assert_fails(capsys, check_residual_block, lambda x: x.clone(), 4, match="branch h F")
     assert_fails(capsys, check_residual_block, lambda x: x.numpy(), 4, match="torch.Tensor")
+    assert_fails(capsys, check_residual_block, TwoLinearLayers, 4, match="cannot find the layer")
+    assert_fails(
+        capsys, check_residual_block, lambda x: x + torch.tanh(x) ** 3, 4, match=r"output\[\d, \d\]"
+    )
     with pytest.raises(TypeError, match="`block` must be"):
         check_residual_block(3, width=4)
     with pytest.raises(ValueError, match="`width` must be an integer >= 1"):
         check_residual_block(ResidualBlock, width=0)
+    with pytest.raises(ValueError, match="`activation` must be one of"):
+        check_residual_block(ResidualBlock, width=2, activation="swish")
+    with pytest.raises(ValueError, match="`h` must be positive"):
+        check_residual_block(ResidualBlock, width=2, h=-1.0)
 
 
 # --------------------------------------------------------------------------- generic checks
@@ -310,3 +340,132 @@ def test_close(capsys):
     assert_fails(capsys, check_close, "abc", 1.0, match="not an array of numbers")
     with pytest.raises(ValueError, match="`rtol` and `atol` must be >= 0"):
         check_close(1.0, 1.0, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- harder to fool
+
+
+def test_the_checks_cannot_be_rebound_in_a_notebook():
+    import odecourse.checks
+    import odecourse.checks.generic
+    import odecourse.checks.one_step
+
+    for module, name in [
+        (odecourse.checks, "check_close"),
+        (odecourse.checks.generic, "check_close"),
+        (odecourse.checks.one_step, "ORDER_TOLERANCE"),
+        (odecourse.checks.generic, "_failure"),
+    ]:
+        original = getattr(module, name)
+        with pytest.raises(AttributeError, match=f"`{module.__name__}.{name}` is read-only"):
+            setattr(module, name, lambda *args, **kwargs: None)
+        with pytest.raises(AttributeError, match="read-only"):
+            delattr(module, name)
+        assert getattr(module, name) is original
+    # New names and submodules can still be attached (the import system does that).
+    odecourse.checks.generic.scratch = 1
+    del vars(odecourse.checks.generic)["scratch"]
+
+
+def tamper(monkeypatch, module, name, value):
+    """Change a check module behind the read-only guard, as a determined student could."""
+    monkeypatch.setitem(vars(module), name, value)
+
+
+@pytest.mark.parametrize(
+    ("module_name", "name", "value", "match"),
+    [
+        ("odecourse.checks", "check_close", print, "odecourse.checks.check_close is no longer"),
+        ("odecourse.checks.networks", "_run_block", lambda *a: None, "does not come from"),
+        ("odecourse.checks.one_step", "ORDER_TOLERANCE", 9.0, "ORDER_TOLERANCE is no longer"),
+        ("odecourse.checks._verdict", "_passed", print, "_verdict._passed"),
+    ],
+)
+def test_verify_finds_a_replaced_check_or_helper(
+    capsys, monkeypatch, module_name, name, value, match
+):
+    import sys
+
+    tamper(monkeypatch, sys.modules[module_name], name, value)
+    with pytest.raises(CheckFailed, match="changed in this kernel") as info:
+        checks.verify()
+    assert re.search(match, info.value.reason) and "restart the kernel" in info.value.hint
+    monkeypatch.undo()
+    assert checks.verify() is None
+
+
+def test_verify_finds_a_check_module_taken_out_of_sys_modules(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "odecourse.checks.networks")
+    with pytest.raises(CheckFailed, match=re.escape("no longer odecourse.checks.networks")):
+        checks.verify()
+    monkeypatch.undo()
+    checks.verify()
+
+
+def test_verify_finds_new_code_and_new_defaults(monkeypatch):
+    import odecourse._validation
+
+    fake = (lambda tableau, expected_order=None, *, hint=None: None).__code__
+    monkeypatch.setattr(check_tableau, "__code__", fake)
+    with pytest.raises(
+        CheckFailed, match=re.escape("not the code of odecourse.checks.one_step.check_tableau")
+    ):
+        checks.verify()
+    monkeypatch.undo()
+    monkeypatch.setitem(check_close.__kwdefaults__, "rtol", 1.0)
+    with pytest.raises(CheckFailed, match="other default arguments"):
+        checks.verify()
+    monkeypatch.undo()
+    # Helpers the checks import from the rest of the package are compared too.
+    fake = (lambda name, value, *, minimum=None: value).__code__
+    monkeypatch.setattr(odecourse._validation.check_int, "__code__", fake)
+    with pytest.raises(CheckFailed, match=re.escape("_validation.check_int")):
+        checks.verify()
+    monkeypatch.undo()
+    checks.verify()
+
+
+def test_a_check_does_not_pass_in_a_tampered_kernel(capsys, monkeypatch):
+    import odecourse.checks.generic
+
+    # A helper replaced inside a check module: the check refuses to print a pass.
+    tamper(monkeypatch, odecourse.checks.generic, "_relation", lambda *args: "")
+    with pytest.raises(CheckFailed, match="changed in this kernel"):
+        check_close(0.3, 0.3)
+    assert "✓" not in capsys.readouterr().out
+
+
+#: The search the appendix "Using this book in a course" gives instructors for tampering.
+CHEAT_PATTERN = (
+    r"odecourse\.checks\.[A-Za-z_]+ *=|vars\(|__dict__|__code__|sys\.modules|setattr\(|importlib"
+    r"|builtins|(np|numpy|torch)\.[A-Za-z_.]+ *=[^=]"
+)
+
+
+@pytest.mark.parametrize(
+    "cheat",
+    [
+        "odecourse.checks.check_tableau = lambda *args, **kwargs: None",
+        'vars(odecourse.checks)["check_tableau"] = print',
+        "odecourse.checks.one_step.__dict__['ORDER_TOLERANCE'] = 9",
+        "check_tableau.__code__ = (lambda *a: None).__code__",
+        "sys.modules['odecourse.checks'] = fake",
+        "setattr(checks, 'check_close', print)",
+        "importlib.reload(fake_checks)",
+        "np.allclose = lambda *args, **kwargs: True",
+        "torch.allclose =lambda *args: True",
+    ],
+)
+def test_the_documented_search_finds_each_way_round_the_checks(cheat):
+    assert re.search(CHEAT_PATTERN, cheat)
+
+
+def test_the_documented_search_is_in_the_appendix_and_finds_nothing_in_the_book():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert f"grep -l -E '{CHEAT_PATTERN}'" in (root / "appendix/using-in-a-course.md").read_text()
+    for notebook in sorted((root / "chapters").glob("*.ipynb")):
+        assert not re.search(CHEAT_PATTERN, notebook.read_text(encoding="utf-8")), notebook.name

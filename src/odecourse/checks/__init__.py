@@ -17,10 +17,16 @@ Checks that take an answer which is data (a tableau, multistep coefficients,
 a number) also accept a function of no arguments that returns it, so that the
 call runs inside the check and its stub is caught there.
 
+The check modules are read-only (``odecourse.checks.check_close = ...``
+raises :class:`AttributeError`), and before a check prints a pass it runs
+:func:`verify`, which compares the checks with the installed source files.
+
 Taught in every chapter's coding exercises; see the appendix "Using this book
 in a course".
 """
 
+from . import _integrity
+from ._integrity import verify
 from ._verdict import ORDER_TOLERANCE, CheckFailed
 from .flows import check_hutchinson_trace, check_planar_flow_log_det
 from .generic import check_close, check_gradient
@@ -43,4 +49,7 @@ __all__ = [
     "check_stability_function",
     "check_step_order",
     "check_tableau",
+    "verify",
 ]
+
+_integrity._protect()

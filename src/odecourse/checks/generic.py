@@ -48,6 +48,30 @@ def _finite_difference_gradient(fn: Callable, x: np.ndarray, eps: float, hint: s
     return gradient
 
 
+def _relation(value: np.ndarray, expected: np.ndarray, close: Callable) -> str:
+    """A known way in which ``value`` is related to ``expected``, as a sentence, or ''."""
+    if value.shape == expected.shape and close(value, -expected) and np.any(expected != 0):
+        return " It is the negative of the right answer: a sign error."
+    if value.ndim == 2 and value.shape == expected.T.shape and close(value, expected.T):
+        return " It is the transpose of the right answer."
+    nonzero = np.abs(expected) > 1e-12 * max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    if value.shape == expected.shape and np.any(nonzero):
+        ratio = value[nonzero] / expected[nonzero]
+        factor = float(np.median(ratio))
+        if factor not in (0.0, 1.0) and close(value, factor * expected):
+            return f" It is {factor:.4g} times the right answer: a factor is wrong or missing."
+    if value.shape == expected.shape and value.size > 1:
+        wrong = ~np.isclose(value, expected, rtol=1e-7, atol=1e-12)
+        if 0 < wrong.sum() < value.size:
+            first = tuple(int(i) for i in np.argwhere(wrong)[0])
+            index = first[0] if len(first) == 1 else first
+            return (
+                f" {int(wrong.sum())} of {value.size} entries are wrong, the first at index "
+                f"{index}: {value[first]:.6g} instead of {expected[first]:.6g}."
+            )
+    return ""
+
+
 def _worst_index(value: np.ndarray, expected: np.ndarray) -> tuple[int, ...]:
     flat = int(np.argmax(np.abs(value - expected)))
     return tuple(int(i) for i in np.unravel_index(flat, value.shape))
@@ -105,9 +129,10 @@ def check_gradient(
     reference = _finite_difference_gradient(fn, x, eps, hint)
     error = _relative_error(grad, reference)
     if not error <= rtol:  # also fails on NaN
+        relation = _relation(grad, reference, lambda a, b: _relative_error(a, b) <= max(rtol, 1e-4))
         raise _failure(
             f"the gradient differs from finite differences by {error:.1e} (relative); "
-            f"largest mismatch in component {_worst_index(grad, reference)}.",
+            f"largest mismatch in component {_worst_index(grad, reference)}.{relation}",
             hint,
         )
     _passed(f"the gradient agrees with central finite differences (tolerance {rtol:.0e}).")
@@ -149,10 +174,18 @@ def check_close(
     atol = check_real("atol", atol)
     if rtol < 0 or atol < 0 or rtol == atol == 0:
         raise ValueError(f"`rtol` and `atol` must be >= 0, not both 0; got {rtol}, {atol}.")
-    hint = hint or f"recompute {name} step by step."
+    hint = hint or (
+        f"recompute {name} step by step and compare each step with the formula in the "
+        "exercise: signs, constant factors, transposes, and special cases such as zero."
+    )
     value = _as_array(_answer(value, f"computing {name}", hint), name, hint)
     if value.shape != expected.shape:
         raise _failure(f"{name} has shape {value.shape}; expected {expected.shape}.", hint)
     if not np.allclose(value, expected, rtol=rtol, atol=atol):
-        raise _failure(f"{name} came out as {np.round(value, 6)}, which is not right.", hint)
+        relation = _relation(
+            value, expected, lambda a, b: np.allclose(a, b, rtol=max(rtol, 1e-9), atol=atol)
+        )
+        raise _failure(
+            f"{name} came out as {np.round(value, 6)}, which is not right.{relation}", hint
+        )
     _passed(f"{name} checks out.")

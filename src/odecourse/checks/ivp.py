@@ -109,7 +109,10 @@ def check_picard_step(picard_step: Callable[..., Any], *, hint: str | None = Non
 
     Three iterations for :math:`y' = 2ty`, :math:`y(0) = 1` on :math:`[0, 1]`
     (1001 points) must give :math:`1 + t^2 + t^4/2 + t^6/6` to within the
-    trapezoid rule's accuracy (``1e-5``).
+    trapezoid rule's accuracy (``1e-5``); and three iterations for
+    :math:`y(1/2) = 2` on :math:`[1/2, 3/2]` must give
+    :math:`2\,(1 + s + s^2/2 + s^3/6)` with :math:`s = t^2 - 1/4` (to ``5e-5``), so
+    that an answer which takes :math:`y_0 = 1` or :math:`t_0 = 0` for granted fails.
 
     .. math:: \phi_{k+1}(t) = y_0 + \int_{t_0}^{t} f(s, \phi_k(s))\, \dd s
 
@@ -135,16 +138,23 @@ def check_picard_step(picard_step: Callable[..., Any], *, hint: str | None = Non
         "integrate s -> f(s, phi(s)) from t0 to every grid point with the cumulative "
         "trapezoid rule (scipy.integrate.cumulative_trapezoid, initial=0) and add y0."
     )
-    t = np.linspace(0.0, 1.0, 1001)
-    phi = np.ones_like(t)
-    for _ in range(3):
-        with _student_code("your picard_step", hint):
-            phi = picard_step(lambda s, y: 2 * s * y, t.copy(), phi, 1.0)
-        phi = _as_array(phi, "picard_step(...)", hint)
-        if phi.shape != t.shape:
-            raise _failure(f"picard_step returned shape {phi.shape}; expected {t.shape}.", hint)
-    expected = 1 + t**2 + t**4 / 2 + t**6 / 6
-    error = float(np.max(np.abs(phi - expected)))
-    if not error <= 1e-5:
-        raise _failure(f"after three iterations the error is {error:.2e} (expected < 1e-5).", hint)
+    for t0, y0, tolerance in ((0.0, 1.0, 1e-5), (0.5, 2.0, 5e-5)):
+        t = np.linspace(t0, t0 + 1.0, 1001)
+        phi = np.full_like(t, y0)
+        for _ in range(3):
+            with _student_code("your picard_step", hint):
+                phi = picard_step(lambda s, y: 2 * s * y, t.copy(), phi.copy(), y0)
+            phi = _as_array(phi, "picard_step(...)", hint)
+            if phi.shape != t.shape:
+                raise _failure(f"picard_step returned shape {phi.shape}; expected {t.shape}.", hint)
+        s = t**2 - t0**2
+        expected = y0 * (1 + s + s**2 / 2 + s**3 / 6)
+        error = float(np.max(np.abs(phi - expected)))
+        if not error <= tolerance:
+            where = float(t[np.argmax(np.abs(phi - expected))])
+            raise _failure(
+                f"for y(t0) = {y0:g} at t0 = {t0:g}, after three iterations the error is "
+                f"{error:.2e} (expected < {tolerance:.0e}), largest at t = {where:.3g}.",
+                hint,
+            )
     _passed("three Picard iterations for y' = 2ty give 1 + t^2 + t^4/2 + t^6/6.")

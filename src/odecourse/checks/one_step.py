@@ -16,7 +16,7 @@ from odecourse._validation import (
 )
 from odecourse.convergence import observed_order
 from odecourse.order_conditions import algebraic_order
-from odecourse.runge_kutta import ButcherTableau
+from odecourse.runge_kutta import ButcherTableau, resolve_tableau, rk_step
 
 from ._verdict import (
     ORDER_TOLERANCE,
@@ -64,6 +64,7 @@ def check_step_order(
     step: Callable[[Callable, float, np.ndarray, float], Any],
     expected_order: int,
     *,
+    method: str | ButcherTableau | None = None,
     n_steps: Sequence[int] = (16, 32, 64, 128),
     hint: str | None = None,
 ) -> None:
@@ -81,6 +82,11 @@ def check_step_order(
         ``step(f, t, y, h) -> y_next`` for a state ``y`` of shape ``(2,)``.
     expected_order : int
         The order the method should have, at least 1.
+    method : str or ButcherTableau, optional
+        The Runge-Kutta method ``step`` should implement (a tableau, or a name
+        of :data:`odecourse.runge_kutta.TABLEAUS`).  Then one step from each
+        of three states must also agree with that method's step to ``1e-8``
+        (relative), so that another method of the same order does not pass.
     n_steps : sequence of int
         Step counts ``N``; at least two, each at least 1.
     hint : str, optional
@@ -104,6 +110,8 @@ def check_step_order(
         "compare your stages with the method's formula term by term: the time of each "
         "stage (t + c_i h), the state it is evaluated at, and the weights of the update."
     )
+    if method is not None:
+        method = resolve_tableau(method, "method")
     errors = np.array([_global_error(step, n, hint) for n in counts])
     if not np.all(np.isfinite(errors)):
         raise _failure("the final error is not finite: the method blew up.", hint)
@@ -116,7 +124,31 @@ def check_step_order(
             f"{expected_order}.",
             hint,
         )
+    if method is not None:
+        _compare_with_method(step, method, hint)
     _passed(f"observed order {order:.2f}, as expected ({expected_order}).")
+
+
+def _compare_with_method(step: Callable, method: ButcherTableau, hint: str) -> None:
+    """One step of ``step`` must equal one step of ``method`` from a few states."""
+    from odecourse.implicit import implicit_rk_step
+
+    f, _, _, _ = _order_test_problem()
+    for t, y, h in ((0.3, (0.7, 1.2), 0.25), (1.1, (-0.4, 0.5), 0.1), (0.0, (0.5, 1.0), 0.5)):
+        y = np.array(y)
+        with _student_code("your step function", hint):
+            value = _as_array(step(f, t, y.copy(), h), "step(f, t, y, h)", hint)
+        if method.explicit:
+            expected = rk_step(f, t, y.copy(), h, method).y
+        else:
+            expected = implicit_rk_step(f, t, y.copy(), h, method, tol=1e-13, max_iter=50)
+        if value.shape != expected.shape or not np.allclose(value, expected, rtol=1e-8, atol=0):
+            raise _failure(
+                f"the order is right, but one step from t = {t}, y = {y.tolist()} with h = {h} "
+                f"gives {np.round(value, 8)}, and {method.name} gives {np.round(expected, 8)}: "
+                f"this is another method of the same order.",
+                hint,
+            )
 
 
 def _as_complex(value: Any, what: str, hint: str) -> complex:
