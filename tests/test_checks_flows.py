@@ -55,7 +55,10 @@ def test_planar_accepts_correct_answers(capsys):
             lambda z, u, w, b: torch.log(torch.abs(1 - (1 - torch.tanh(z @ w + b) ** 2) * (u @ w))),
             "sign error",
         ),
-        (lambda z, u, w, b: torch.log(torch.abs(1 + torch.tanh(z @ w + b) * (u @ w))), "h appears"),
+        (
+            lambda z, u, w, b: torch.log(torch.abs(1 + torch.tanh(z @ w + b) * (u @ w))),
+            "sigma appears",
+        ),
         (
             lambda z, u, w, b: torch.log(torch.abs((1 - torch.tanh(z @ w + b) ** 2) * (u @ w))),
             "the 1 from the identity",

@@ -10,6 +10,7 @@ from odecourse.data import (
     digits,
     split_balanced,
     two_moons,
+    two_moons_log_density,
     two_spirals,
 )
 
@@ -95,6 +96,77 @@ def test_moons_are_shifted_unit_half_circles_without_noise():
     assert torch.cdist(-lower, upper).min(dim=1).values.max() < 1e-6  # class 1 is -class 0
     # The noise-free set is symmetric about the origin in distribution: its mean is near 0.
     assert X.mean(0).abs().max() < 0.1
+
+
+def _cell_centres(half_width: float, n: int) -> tuple[torch.Tensor, float]:
+    """Centres of an n x n grid of square cells covering [-half_width, half_width]^2."""
+    width = 2 * half_width / n
+    axis = -half_width + width * (torch.arange(n, dtype=torch.float64) + 0.5)
+    xx, yy = torch.meshgrid(axis, axis, indexing="xy")
+    return torch.stack([xx.ravel(), yy.ravel()], 1), width**2
+
+
+@pytest.mark.parametrize(("noise", "half_width"), [(0.1, 2.0), (0.3, 3.0)])
+def test_moons_log_density_integrates_to_one(noise, half_width):
+    # Cells of half the noise level: the midpoint sum of a smooth density is very accurate.
+    points, cell = _cell_centres(half_width, round(4 * half_width / noise))
+    density = two_moons_log_density(points, noise=noise, n_panels=25).exp()
+    assert abs(density.sum().item() * cell - 1) < 1e-3
+
+
+def test_moons_log_density_matches_the_sampler():
+    # The probability of each quadrant under the density equals the fraction of samples in it.
+    points, cell = _cell_centres(2.0, 80)  # no cell straddles an axis
+    density = two_moons_log_density(points, n_panels=25).exp()
+    data = two_moons(40_000, noise=0.1, seed=3)
+    X = torch.cat([data.X_train, data.X_test]).double()
+    for sx, sy in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        inside = (sx * points[:, 0] > 0) & (sy * points[:, 1] > 0)
+        probability = density[inside].sum().item() * cell
+        fraction = ((sx * X[:, 0] > 0) & (sy * X[:, 1] > 0)).double().mean().item()
+        standard_error = (probability * (1 - probability) / X.shape[0]) ** 0.5
+        assert abs(fraction - probability) < 4 * standard_error + 1e-3
+
+
+def test_moons_log_density_against_independent_quadrature():
+    from scipy.integrate import quad
+
+    x = torch.tensor(
+        [[0.3, 0.6], [-1.2, -0.1], [0.0, 0.0], [1.0, 0.5], [1.5, 1.2]], dtype=torch.float64
+    )
+    s = 0.1
+    ours = two_moons_log_density(x, noise=s)
+    for point, value in zip(x.tolist(), ours.tolist(), strict=True):
+
+        def integrand(theta, sign, point=point):
+            cx, cy = sign * (np.cos(theta) - 0.5), sign * (np.sin(theta) - 0.25)
+            squared = (point[0] - cx) ** 2 + (point[1] - cy) ** 2
+            return np.exp(-squared / (2 * s**2)) / (2 * np.pi * s**2)
+
+        total = sum(
+            quad(integrand, 0, np.pi, args=(sign,), limit=200, epsabs=0, epsrel=1e-12)[0]
+            for sign in (1, -1)
+        )
+        assert value == pytest.approx(np.log(total / (2 * np.pi)), abs=1e-8)
+    # Point symmetry: the second moon is the first reflected through the origin.
+    torch.testing.assert_close(two_moons_log_density(-x), ours)
+    # The composite Gauss rule has converged long before the default number of panels.
+    torch.testing.assert_close(two_moons_log_density(x, n_panels=25), ours, rtol=0, atol=1e-6)
+
+
+def test_moons_log_density_keeps_the_dtype_and_validates():
+    x32 = torch.zeros(3, 2, dtype=torch.float32)
+    assert two_moons_log_density(x32).dtype == torch.float32
+    with pytest.raises(ValueError, match="`noise`"):
+        two_moons_log_density(x32, noise=0.0)
+    with pytest.raises(ValueError, match="`n_panels`"):
+        two_moons_log_density(x32, n_panels=0)
+    with pytest.raises(ValueError, match="2 columns"):
+        two_moons_log_density(torch.zeros(3, 3))
+    with pytest.raises(TypeError, match="`x`"):
+        two_moons_log_density(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        two_moons_log_density(torch.full((1, 2), float("nan")))
 
 
 def test_digits_is_stratified_and_scaled():

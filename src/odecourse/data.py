@@ -7,7 +7,8 @@ unless :func:`torch.set_default_dtype` changed it; the book's Chapters 5-8 use
 ``float64`` so that training runs print the same digits on every CPU), and
 labels are ``int64`` tensors of shape ``(n,)``.
 
-Taught in Chapter 5.
+Taught in Chapter 5; :func:`two_moons_log_density` (the density that generates
+:func:`two_moons`) in Chapter 8.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ __all__ = [
     "digits",
     "split_balanced",
     "two_moons",
+    "two_moons_log_density",
     "two_spirals",
 ]
+
+
+#: Gauss-Legendre nodes per panel in :func:`two_moons_log_density`.
+_GAUSS_NODES = 8
 
 
 @dataclass(frozen=True)
@@ -326,6 +332,72 @@ def two_moons(
     X = np.concatenate([upper, -upper]) + noise * rng.standard_normal((n_samples, 2))
     y = np.repeat([0, 1], half)
     return split_balanced(X, y, test_fraction=test_fraction, rng=rng, name="two moons")
+
+
+def two_moons_log_density(
+    x: torch.Tensor, *, noise: float = 0.1, n_panels: int = 250
+) -> torch.Tensor:
+    r"""Log of the density that :func:`two_moons` samples from, labels ignored.
+
+    A point of :func:`two_moons` is a point :math:`\pm c(\theta)` of one of the two
+    half circles, :math:`c(\theta) = (\cos\theta - \tfrac12, \sin\theta - \tfrac14)`,
+    each sign with probability :math:`\tfrac12` and :math:`\theta` uniform in
+    :math:`[0, \pi]`, plus Gaussian noise :math:`\mathcal N(0, s^2 I)` with
+    :math:`s` = ``noise``.  Its density is the continuous mixture
+
+    .. math::
+        p(x) = \frac{1}{2\pi} \int_0^\pi \big(\mathcal N(x; c(\theta), s^2 I)
+        + \mathcal N(x; -c(\theta), s^2 I)\big)\, d\theta,
+
+    evaluated with the composite Gauss-Legendre rule: :math:`[0, \pi]` cut into
+    ``n_panels`` equal panels with 8 nodes each, so that :math:`p` becomes a mixture of
+    :math:`16\, n_\text{panels}` Gaussians with the quadrature weights, summed stably
+    with ``logsumexp``.  The rule is exact for polynomials of degree 15 on each panel,
+    and the integrand varies on the scale :math:`s` along the arc: with the default
+    panels (:math:`\pi/250 \approx 0.013` wide) the error in :math:`\log p` is at
+    rounding level near the arcs and stays below :math:`10^{-6}` out to ten noise levels
+    away from them.  (The midpoint rule on :math:`n` angles would leave an
+    :math:`O(n^{-2})` error from the ends of the arcs.)
+
+    Parameters
+    ----------
+    x : Tensor, shape (n, 2)
+        Points, floating, finite.
+    noise : float
+        The noise level :math:`s` of :func:`two_moons`, positive (with no noise the
+        data lie on curves and have no density).
+    n_panels : int
+        Number of Gauss-Legendre panels per half circle, at least 1.
+
+    Returns
+    -------
+    Tensor, shape (n,)
+        :math:`\log p(x)` for every row, in the dtype of ``x``.
+
+    Taught in Chapter 8, where it is the reference that no density estimator can
+    beat in expectation.
+    """
+    x = _check_inputs("x", x)
+    if x.shape[1] != 2:
+        raise ValueError(
+            f"`x` must have 2 columns (points in the plane); got shape {tuple(x.shape)}."
+        )
+    noise = check_positive("noise", noise)
+    n_panels = check_int("n_panels", n_panels, minimum=1)
+    nodes, weights = np.polynomial.legendre.leggauss(_GAUSS_NODES)  # on [-1, 1]
+    width = math.pi / n_panels
+    left = width * np.arange(n_panels)[:, None]
+    theta = torch.as_tensor((left + width * (nodes + 1) / 2).ravel(), dtype=x.dtype)
+    log_weight = torch.as_tensor(np.log(np.tile(weights * width / 2, n_panels)), dtype=x.dtype)
+    upper = torch.stack([torch.cos(theta) - 0.5, torch.sin(theta) - 0.25], dim=1)
+    centres = torch.cat([upper, -upper]).to(x.device)
+    log_weight = torch.cat([log_weight, log_weight]).to(x.device)
+    log_norm = math.log(2 * math.pi * noise**2) + math.log(2 * math.pi)
+    chunks = []
+    for rows in torch.split(x, 512):  # bounded memory: (512, 2 * 8 * n_panels, 2) at a time
+        squared = (rows[:, None, :] - centres).pow(2).sum(-1)
+        chunks.append(torch.logsumexp(log_weight - squared / (2 * noise**2), dim=1) - log_norm)
+    return torch.cat(chunks)
 
 
 def digits(*, test_fraction: float = 0.25, seed: int = 0) -> Dataset:

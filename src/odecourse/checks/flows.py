@@ -52,7 +52,7 @@ def _diagnose(value: Any, wrong: dict[str, Any], default: str) -> str:
 
 
 def _planar_cases() -> list[tuple[Any, Any, Any, Any]]:
-    """(z, u, w, b): one case whose determinant is negative, then random ones in 2 and 3 d."""
+    """(z, u, w, b): a non-invertible case (w.u < -1, det < 0 at the points), then 2-d, 3-d ones."""
     import torch
 
     generator = torch.Generator().manual_seed(8)
@@ -61,7 +61,7 @@ def _planar_cases() -> list[tuple[Any, Any, Any, Any]]:
         return torch.randn(*shape, generator=generator, dtype=torch.float64)
 
     w = torch.tensor([1.0, 0.5], dtype=torch.float64)
-    u = torch.tensor([-2.5, 0.0], dtype=torch.float64)  # 1 + h' u.w < 0 near w.z + b = 0
+    u = torch.tensor([-2.5, 0.0], dtype=torch.float64)  # w.u < -1: not invertible, det < 0 near 0
     cases = [(0.1 * randn(4, 2), u, w, torch.tensor(0.0, dtype=torch.float64))]
     return cases + [(randn(5, d), 0.8 * randn(d), randn(d), randn(())) for d in (2, 3)]
 
@@ -71,16 +71,19 @@ def check_planar_flow_log_det(
 ) -> None:
     r"""Check ``planar_log_det(z, u, w, b)``, the log-determinant of a planar flow.
 
-    The planar flow of rezende2015 with :math:`h = \tanh` is
-    :math:`f(z) = z + u\, h(w^\T z + b)`; by the matrix determinant lemma
+    The planar flow of rezende2015 with :math:`\sigma = \tanh` is
+    :math:`g(z) = z + u\, \sigma(w^\T z + b)`; by the matrix determinant lemma
 
-    .. math:: \log\left|\det \frac{\partial f}{\partial z}\right|
-              = \log\left|1 + h'(w^\T z + b)\, u^\T w\right| .
+    .. math:: \log\left|\det \frac{\partial g}{\partial z}\right|
+              = \log\left|1 + \sigma'(w^\T z + b)\, u^\T w\right| .
+
+    The map is invertible if and only if :math:`w^\T u \ge -1` (for :math:`w \ne 0`).
 
     The answer must be a tensor of shape (batch,) for ``z`` of shape (batch, d),
     ``u`` and ``w`` of shape (d,) and a 0-d ``b``.  It is compared with the
     log-determinant of the Jacobian computed by autograd, on cases in two and three
-    dimensions and on one where the determinant is negative.
+    dimensions and on a non-invertible one (:math:`w^\T u < -1`) where the determinant
+    is negative.
 
     Parameters
     ----------
@@ -96,7 +99,7 @@ def check_planar_flow_log_det(
     ...     slope = 1 - torch.tanh(z @ w + b) ** 2
     ...     return torch.log(torch.abs(1 + slope * (u @ w)))
     >>> check_planar_flow_log_det(planar_log_det)
-    ✓ log|det df/dz| of the planar flow agrees with autograd's Jacobian in 3 cases.
+    ✓ log|det dg/dz| of the planar flow agrees with autograd's Jacobian in 3 cases.
 
     Taught in Chapter 8.
     """
@@ -104,8 +107,9 @@ def check_planar_flow_log_det(
 
     check_callable("planar_log_det", planar_log_det)
     hint = hint or (
-        "the Jacobian is I + h'(w.z + b) u w^T; the matrix determinant lemma gives "
-        "det = 1 + h'(w.z + b) u.w, with h'(s) = 1 - tanh(s)^2; return log|det| per sample."
+        "the Jacobian is I + sigma'(w.z + b) u w^T; the matrix determinant lemma gives "
+        "det = 1 + sigma'(w.z + b) u.w, with sigma'(s) = 1 - tanh(s)^2; return log|det| per "
+        "sample."
     )
     for z, u, w, b in _planar_cases():
         with _student_code("planar_log_det", hint):
@@ -118,13 +122,12 @@ def check_planar_flow_log_det(
             continue
         dot = u @ w
         wrong = {
-            "it matches log|1 - h' u.w|: a sign error in the determinant.": torch.log(
+            "it matches log|1 - sigma' u.w|: a sign error in the determinant.": torch.log(
                 torch.abs(1 - slope * dot)
             ),
-            "it matches log|1 + tanh(w.z + b) u.w|: h appears where its derivative h' belongs.": (
-                torch.log(torch.abs(1 + torch.tanh(s) * dot))
-            ),
-            "it matches log|h' u.w|: the 1 from the identity (the shortcut z) is missing.": (
+            "it matches log|1 + tanh(w.z + b) u.w|: sigma appears where its derivative "
+            "sigma' belongs.": (torch.log(torch.abs(1 + torch.tanh(s) * dot))),
+            "it matches log|sigma' u.w|: the 1 from the identity (the shortcut z) is missing.": (
                 torch.log(torch.abs(slope * dot))
             ),
             "it matches the determinant itself: take the logarithm of its absolute value.": (
@@ -139,7 +142,7 @@ def check_planar_flow_log_det(
             f"{float((value - expected).abs().max()):.2e}.",
         )
         raise _failure(reason, hint)
-    _passed("log|det df/dz| of the planar flow agrees with autograd's Jacobian in 3 cases.")
+    _passed("log|det dg/dz| of the planar flow agrees with autograd's Jacobian in 3 cases.")
 
 
 def _planar_slogdet(z: Any, u: Any, w: Any, b: Any) -> Any:
