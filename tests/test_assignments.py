@@ -219,3 +219,63 @@ def test_command_line_writes_every_notebook(tmp_path, capsys):
     assert capsys.readouterr().out.count("wrote ") == len(NOTEBOOKS)
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), str(tmp_path / "missing.txt")])
+
+
+def test_zip_of_the_student_edition_is_reproducible_and_holds_every_edition(tmp_path, capsys):
+    import zipfile
+
+    chapters = [str(path) for path in NOTEBOOKS[:2]]
+    archive = tmp_path / "downloads" / "odecourse-student-edition.zip"
+    main(["--out", str(tmp_path / "a"), "--zip", str(archive), *chapters])
+    first = archive.read_bytes()
+    main(["--out", str(tmp_path / "b"), "--zip", str(archive), *chapters])
+    assert archive.read_bytes() == first
+    assert capsys.readouterr().out.count(f"wrote {archive}") == 2
+    with zipfile.ZipFile(archive) as opened:
+        names = opened.namelist()
+        assert names == [f"odecourse-student-edition/{path.name}" for path in NOTEBOOKS[:2]]
+        for path in NOTEBOOKS[:2]:
+            packed = opened.read(f"odecourse-student-edition/{path.name}")
+            assert packed == (tmp_path / "a" / path.name).read_bytes()
+
+
+def test_write_zip_rejects_bad_arguments(tmp_path):
+    from odecourse.assignments import write_zip
+
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    other = tmp_path / "sub" / "note.txt"
+    other.parent.mkdir()
+    other.write_text("y")
+    with pytest.raises(ValueError, match="`files` must be existing files"):
+        write_zip([tmp_path / "missing.txt"], tmp_path / "a.zip", "folder")
+    with pytest.raises(ValueError, match="`files` must have distinct names"):
+        write_zip([note, other], tmp_path / "a.zip", "folder")
+    for folder in ("", "a/b"):
+        with pytest.raises(ValueError, match="`folder` must be a non-empty name"):
+            write_zip([note], tmp_path / "a.zip", folder)
+    with pytest.raises(TypeError, match="`folder` must be a str; got int 3"):
+        write_zip([note], tmp_path / "a.zip", 3)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbgrader_source_keeps_markers_and_drops_written_solutions(path):
+    """The nbgrader source: written solutions gone, reference code between the markers kept."""
+    from odecourse.assignments import nbgrader_source
+
+    instructor = nbformat.read(path, as_version=4)
+    source = nbgrader_source(instructor)
+    assert len(source.cells) == len(instructor.cells) and source.metadata == instructor.metadata
+    for before, after in zip(instructor.cells, source.cells, strict=True):
+        assert after.get("outputs", []) == [] and after.get("execution_count") is None
+        assert after.metadata == before.metadata
+        if before.cell_type == "markdown":
+            assert after.source == strip_written_solutions(before.source)
+            assert "{solution" not in after.source
+        else:
+            assert after.source == before.source
+    text = "\n".join(cell.source for cell in source.cells)
+    assert text.count(BEGIN) == text.count(END) == sum(map(_is_solution, source.cells)) >= 2
+    assert any("{solution" in cell.source for cell in instructor.cells)
+    with pytest.raises(TypeError, match=r"`notebook` must be an nbformat\.NotebookNode"):
+        nbgrader_source({"cells": []})
