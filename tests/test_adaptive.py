@@ -317,3 +317,28 @@ def test_float32_states_stay_float32(loop):
     assert all(y.dtype == np.float32 for y in result.y)
     reference = integrate_fixed(_rhs, (0.0, 1.0), y0.astype(float), 0.01, get_tableau("rk4"))
     np.testing.assert_allclose(result.y[-1], reference.y[-1], rtol=1e-3)
+
+
+def test_rms_norm_is_the_root_mean_square_to_the_last_bit():
+    from odecourse._arrays import rms_norm
+
+    rng = np.random.default_rng(1)
+    for x in (rng.standard_normal(7), rng.standard_normal((3, 5)) * 1e150, np.array([-0.0, 3.0])):
+        assert rms_norm(x) == math.sqrt(float((abs(x) * abs(x)).mean()))
+        tensor = torch.from_numpy(x)
+        assert rms_norm(tensor) == math.sqrt(float((tensor.abs() * tensor.abs()).mean()))
+    assert rms_norm(np.empty(0)) == 0.0 and rms_norm(torch.empty(0)) == 0.0
+    assert rms_norm(np.ones(3, dtype=np.float32)) == 1.0
+
+
+def test_dense_output_is_built_only_for_a_reader():
+    problem = get_problem("van_der_pol")
+    tableau = get_tableau("dopri5")
+    plain = integrate_adaptive(problem.f, (0.0, 2.0), problem.y0, tableau, rtol=1e-6)
+    dense = integrate_adaptive(
+        problem.f, (0.0, 2.0), problem.y0, tableau, rtol=1e-6, dense_output=True
+    )
+    assert plain.interpolants is None and len(dense.interpolants) == dense.n_steps
+    assert plain.nfev == dense.nfev and plain.n_steps == dense.n_steps
+    for a, b in zip(plain.y, dense.y, strict=True):
+        assert a.tobytes() == b.tobytes()

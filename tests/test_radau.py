@@ -333,3 +333,21 @@ def test_terminated_recorder_stops_with_status_one(monkeypatch):
     sol = integrate_radau(_stiff_cos, (0.0, 10.0), np.array([1.0]))
     assert sol.status == 1 and sol.success and sol.message == TERMINATION_MESSAGE
     assert sol.n_steps == 2
+
+
+def test_lu_solve_is_scipys_to_the_last_bit():
+    from odecourse._arrays import lu_solve
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((6, 6)) + 6 * np.eye(6)
+    real = scipy.linalg.lu_factor(A)
+    pair = scipy.linalg.lu_factor(A + 0.5j * np.eye(6))
+    b = rng.standard_normal(6)
+    for factors, rhs in ((real, b), (pair, b + 1j * b[::-1]), (real, rng.standard_normal((6, 2)))):
+        ours, theirs = lu_solve(factors, rhs), scipy.linalg.lu_solve(factors, rhs)
+        assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
+    with pytest.raises(ValueError, match="incompatible"):  # SciPy's own error
+        lu_solve(real, np.ones(5))
+    with pytest.raises(ValueError, match="infs or NaNs"):
+        lu_solve(real, np.full(6, np.nan))
+    assert np.isnan(lu_solve(real, np.full(6, np.nan), check_finite=False)).all()

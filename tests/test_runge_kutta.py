@@ -262,3 +262,35 @@ def test_docstrings_have_no_stray_escape_characters(module_name):
     for obj in objects:
         for doc in (inspect.getdoc(obj) or "", getattr(obj, "__doc__", None) or ""):
             assert not set(doc) & set("\t\b\f\a\r\v"), f"{module_name}: {obj!r:.40}"
+
+
+@pytest.mark.parametrize("name", [*EXPLICIT, "dop853"])
+def test_stacked_stages_give_the_same_bits_as_the_term_by_term_sum(name):
+    # rk_step keeps a float64 vector's stages as rows of one array and sums them with
+    # np.add.accumulate; that must add the same products in the same order as the loop.
+    from odecourse.dop853 import DOP853
+    from odecourse.runge_kutta import _combine
+
+    tableau = DOP853 if name == "dop853" else TABLEAUS[name]
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5):
+        y = rng.standard_normal(n)
+        k = rng.standard_normal((tableau.stages, n)) * np.logspace(-8, 8, tableau.stages)[:, None]
+        rows = [*tableau._rows, *tableau._weights, tableau._error2_weights]
+        for terms in rows:
+            stacked = _combine(y, 0.37, terms, k)
+            listed = _combine(y, 0.37, terms, list(k))
+            assert stacked.tobytes() == listed.tobytes()
+
+
+def test_rk_step_stacks_only_float64_vectors():
+    tableau = get_tableau("dopri5")
+    for y in (np.ones(3), np.ones((2, 2)), np.ones(3, dtype=np.float32), torch.ones(3)):
+        step = rk_step(lambda t, y: -y, 0.0, y, 0.1, tableau)
+        assert type(step.y) is type(y) and step.y.dtype == y.dtype and step.y.shape == y.shape
+        assert len(step.k) == tableau.stages
+    # A float32 state keeps float32 arithmetic (the stages are not widened to float64).
+    y32 = np.ones(3, dtype=np.float32)
+    step = rk_step(lambda t, y: -y, 0.0, y32, 0.1, tableau)
+    assert step.y.dtype == np.float32
+    assert float(step.y[0]) == pytest.approx(math.exp(-0.1), rel=1e-6)

@@ -15,8 +15,10 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.linalg import lu_solve as _scipy_lu_solve
+from scipy.linalg.lapack import dgetrs, zgetrs
 
-__all__ = ["add_scaled", "all_finite", "detach", "is_torch", "maximum", "rms_norm"]
+__all__ = ["add_scaled", "all_finite", "detach", "is_torch", "lu_solve", "maximum", "rms_norm"]
 
 
 def is_torch(x: Any) -> bool:
@@ -26,19 +28,19 @@ def is_torch(x: Any) -> bool:
 
 def add_scaled(y: Any, a: float, x: Any) -> Any:
     """Return ``y + a * x``; one fused operation (and one autograd node) for tensors."""
-    if is_torch(x) and is_torch(y):
+    if type(x) is not np.ndarray and is_torch(x) and is_torch(y):
         return y.add(x, alpha=a)
     return y + a * x
 
 
 def detach(x: Any) -> Any:
     """Return ``x`` cut from any autograd graph (a torch tensor's ``detach()``; NumPy as is)."""
-    return x.detach() if is_torch(x) else x
+    return x.detach() if type(x) is not np.ndarray and is_torch(x) else x
 
 
 def maximum(a: Any, b: Any) -> Any:
     """Elementwise maximum of two arrays of the same kind."""
-    if is_torch(a):
+    if type(a) is not np.ndarray and is_torch(a):
         return a.maximum(b)
     return np.maximum(a, b)
 
@@ -61,8 +63,34 @@ def rms_norm(x: Any) -> float:
     step sizes inside the core are Python floats, and gradients flow through
     the states, not through the choice of steps.
     """
-    size = x.numel() if is_torch(x) else x.size
-    if size == 0:
+    # x * x equals |x| * |x| to the last bit (a product's rounding ignores signs).
+    if type(x) is np.ndarray and x.dtype == np.float64:  # the mean, without its wrapper
+        return math.sqrt(float(np.add.reduce(x * x, axis=None)) / x.size) if x.size else 0.0
+    if is_torch(x):
+        x = x.detach() if x.requires_grad else x
+        return math.sqrt(float((x * x).mean())) if x.numel() else 0.0
+    if x.size == 0:
         return 0.0
-    magnitude = abs(x.detach()) if is_torch(x) else abs(x)
+    magnitude = abs(x)
     return math.sqrt(float((magnitude * magnitude).mean()))
+
+
+def lu_solve(
+    lu_and_piv: tuple[np.ndarray, np.ndarray], b: np.ndarray, *, check_finite: bool = True
+) -> np.ndarray:
+    """``scipy.linalg.lu_solve(lu_and_piv, b)``, calling LAPACK's ``getrs`` directly.
+
+    The same LAPACK routine on the same arrays as SciPy's function, so the same result
+    to the last bit, without its per-call checks and dispatch, which cost several times
+    the solve itself for the small systems of the implicit solvers (BDF, Radau).  Like
+    SciPy's, it refuses a non-finite ``b`` unless ``check_finite`` is False.
+    """
+    lu, piv = lu_and_piv
+    b = np.asarray_chkfinite(b) if check_finite else np.asarray(b)
+    if b.size == 0 or lu.shape[0] != b.shape[0]:  # SciPy's answer (or its error)
+        return _scipy_lu_solve(lu_and_piv, b, check_finite=check_finite)
+    getrs = zgetrs if lu.dtype.kind == "c" or b.dtype.kind == "c" else dgetrs
+    x, info = getrs(lu, piv, b)
+    if info != 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal getrs")
+    return x

@@ -197,9 +197,13 @@ def checked_rhs(name: str, fun: Callable, n: int) -> Callable[[float, np.ndarray
     message naming the time; only a wrong shape or type is an error of ``fun`` itself.
     """
 
+    shape = (n,)
+
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        dy = real_array(name, fun(t, y), returned=True, where=f" at t = {t:.6g}")
-        if dy.shape != (n,):
+        dy = fun(t, y)
+        if type(dy) is not np.ndarray or dy.dtype != np.float64:  # else real_array keeps it
+            dy = real_array(name, dy, returned=True, where=f" at t = {t:.6g}")
+        if dy.shape != shape:
             raise ValueError(
                 f"`{name}` must return an array of shape ({n},) like `y0`; "
                 f"got shape {dy.shape} at t = {t:.6g}."

@@ -30,9 +30,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from odecourse._arrays import detach, maximum, rms_norm
+import numpy as np
+
+from odecourse._arrays import detach, is_torch, maximum, rms_norm
 from odecourse._loop import (
     SUCCESS_MESSAGE,
     TERMINATION_MESSAGE,
@@ -109,7 +112,8 @@ def error_norm(
 
     Trusts its caller (it runs once per attempted step).  Taught in Chapter 3.
     """
-    error, y, y_new = detach(error), detach(y), detach(y_new)
+    if type(error) is not np.ndarray and is_torch(error) and _needs_grad(error, y, y_new):
+        error, y, y_new = error.detach(), y.detach(), y_new.detach()
     scale = atol + rtol * maximum(abs(y), abs(y_new))
     scaled = error / scale
     value = rms_norm(scaled) if norm is None else float(norm(scaled))
@@ -119,6 +123,11 @@ def error_norm(
     value2 = rms_norm(scaled2) if norm is None else float(norm(scaled2))
     denominator = value * value + 0.01 * value2 * value2
     return 0.0 if denominator == 0 else value * value / math.sqrt(denominator)
+
+
+def _needs_grad(*tensors: Any) -> bool:
+    """True if a tensor is part of an autograd graph (then it is detached before the norm)."""
+    return any(tensor.requires_grad for tensor in tensors)
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ class StepSizeController:
         for name in ("safety", "min_factor", "max_factor"):
             check_positive(name, getattr(self, name))
 
-    @property
+    @cached_property
     def exponent(self) -> float:
         """The exponent :math:`-1/(\\hat p + 1)`."""
         return -1.0 / (self.error_order + 1)
@@ -244,12 +253,12 @@ def _as_float(norm: Norm) -> Callable[[Any], float]:
     return lambda x: float(norm(x))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Accepted:
     t: float
     y: Any
     f: Any
-    interpolant: Callable[[float], Any]
+    interpolant: Callable[[float], Any] | None
 
 
 @dataclass(frozen=True)
@@ -278,11 +287,13 @@ def _attempt(
     controller: StepSizeController,
     tol: _Tolerances,
     observer: Observer | None = None,
+    dense: bool = True,
 ) -> tuple[_Accepted | None, float, int]:
     """Try steps from ``t`` until one is accepted or the step size underflows.
 
     Returns the accepted step (None on underflow), the proposed next ``|h|`` and
-    the number of rejections.  ``observer`` sees every attempt.
+    the number of rejections.  ``observer`` sees every attempt.  With ``dense``
+    False nobody will interpolate, and the step carries no dense output.
     """
     direction = 1.0 if t1 > t else -1.0
     min_step = _min_step(t, direction)
@@ -301,8 +312,12 @@ def _attempt(
             observer(t, h, err, accepted, step.y)
         if accepted:
             f_new = step.k[-1] if tableau.fsal else f(t_new, step.y)
-            dense = make_interpolant(tableau, t, t_new, y, step.y, f_t, f_new, step.k, f)
-            return _Accepted(t_new, step.y, f_new, dense), abs(h) * factor, rejected
+            interpolant = (
+                make_interpolant(tableau, t, t_new, y, step.y, f_t, f_new, step.k, f)
+                if dense
+                else None
+            )
+            return _Accepted(t_new, step.y, f_new, interpolant), abs(h) * factor, rejected
         h_abs, rejected = abs(h) * factor, rejected + 1
     return None, h_abs, rejected
 
@@ -393,6 +408,8 @@ def integrate_adaptive(
     else:
         h_abs = first_step
     recorder = Recorder(t0, y0, t_eval, 1.0 if t1 > t0 else -1.0, dense_output, events)
+    # Dense output is built only for a reader: the result, output times or events.
+    interpolate = dense_output or t_eval is not None or bool(events)
     t, y, counts = t0, y0, {"n_steps": 0, "n_rejected": 0}
     status, message = 0, SUCCESS_MESSAGE
     if not (math.isfinite(h_abs) and h_abs > 0):
@@ -402,7 +419,7 @@ def integrate_adaptive(
             status, message = -1, too_many_steps(max_steps, t)
             break
         step, h_abs, rejected = _attempt(
-            f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer
+            f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer, interpolate
         )
         counts["n_rejected"] += rejected
         if step is None:

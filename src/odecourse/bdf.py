@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg import lu_factor
 
-from odecourse._arrays import rms_norm
+from odecourse._arrays import lu_solve, rms_norm
 from odecourse._loop import (
     SUCCESS_MESSAGE,
     TERMINATION_MESSAGE,

@@ -161,7 +161,7 @@ class _TensorRHS:
         return dy
 
     def _evaluate(self, t: float, y: Tensor) -> Tensor:
-        time = torch.tensor(t, dtype=self.dtype, device=self.device)
+        time = torch.full((), t, dtype=self.dtype, device=self.device)  # torch.tensor is slower
         if self.layout is not None:
             dy = self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
         else:

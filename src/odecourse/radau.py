@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg import lu_factor
 
+from odecourse._arrays import lu_solve
 from odecourse._loop import (
     SUCCESS_MESSAGE,
     TERMINATION_MESSAGE,
@@ -240,13 +241,13 @@ def _newton_system(f: Counted, t: float, y: np.ndarray, h: float, lu: tuple) -> 
 
     def residual(W: np.ndarray) -> np.ndarray:
         Z = T @ W
-        TF = T_INV @ np.stack([f(s, y + z) for s, z in zip(times, Z, strict=True)])
+        TF = T_INV @ np.array([f(s, y + z) for s, z in zip(times, Z, strict=True)])
         pair = MU_COMPLEX / h * (W[1] + 1j * W[2]) - (TF[1] + 1j * TF[2])
-        return np.stack([MU_REAL / h * W[0] - TF[0], pair.real, pair.imag])
+        return np.array([MU_REAL / h * W[0] - TF[0], pair.real, pair.imag])
 
     def solve(G: np.ndarray) -> np.ndarray:
         pair = lu_solve(lu[2], G[1] + 1j * G[2])
-        return -np.stack([lu_solve(lu[1], G[0]), pair.real, pair.imag])
+        return -np.array([lu_solve(lu[1], G[0]), pair.real, pair.imag])
 
     return residual, solve
 
@@ -255,7 +256,7 @@ def _predict(state: _State, h: float) -> np.ndarray:
     """Starting stages: the last collocation polynomial at the new nodes (zero at first)."""
     if state.interpolant is None or state.y.size == 0:  # an empty state may step to t = inf
         return np.zeros((RADAU_IIA5.stages, state.y.size))
-    return np.stack([state.interpolant(state.t + c * h) for c in RADAU_IIA5.c]) - state.y
+    return np.array([state.interpolant(state.t + c * h) for c in RADAU_IIA5.c]) - state.y
 
 
 def _solve_stages(settings: _Settings, state: _State, h: float) -> tuple | None:

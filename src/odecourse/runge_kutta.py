@@ -274,7 +274,12 @@ class ButcherTableau:
     @cached_property
     def _rows(self) -> tuple[tuple[tuple[int, float], ...], ...]:
         """Non-zero entries of each row of ``A`` as ``(j, a_ij)`` float pairs."""
-        return tuple(tuple((j, float(a)) for j, a in enumerate(row) if a != 0) for row in self.A)
+        return tuple(_nonzero(row) for row in self.A)
+
+    @cached_property
+    def _nodes(self) -> tuple[float, ...]:
+        """The nodes ``c`` as Python floats."""
+        return tuple(float(node) for node in self.c)
 
     @cached_property
     def _extra_rows(self) -> tuple[tuple[tuple[int, float], ...], ...]:
@@ -305,14 +310,38 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
 
 
-def _nonzero(weights: np.ndarray) -> tuple[tuple[int, float], ...]:
-    return tuple((i, float(w)) for i, w in enumerate(weights) if w != 0)
+class _Terms(tuple):
+    """The ``(j, w_j)`` pairs of a weighted sum of stages, and the same as two arrays.
+
+    ``columns`` gives the stage indices (a slice when they are consecutive) and the
+    weights as a column, for stages stacked as the rows of one array.
+    """
+
+    @cached_property
+    def columns(self) -> tuple[slice | np.ndarray, np.ndarray]:
+        index = [j for j, _ in self]
+        consecutive = index == list(range(index[0], index[-1] + 1))
+        rows = slice(index[0], index[-1] + 1) if consecutive else np.array(index)
+        return rows, np.array([[w] for _, w in self])
+
+
+def _nonzero(weights: np.ndarray) -> _Terms:
+    return _Terms((i, float(w)) for i, w in enumerate(weights) if w != 0)
 
 
 def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[Any]) -> Any:
-    """Return :math:`y + h \\sum_j w_j k_j` over the given ``(j, w_j)`` terms."""
+    """Return :math:`y + h \\sum_j w_j k_j` over the given ``(j, w_j)`` terms.
+
+    The sum runs left to right, :math:`(w_1 k_1 + w_2 k_2) + w_3 k_3 + \\dots`.  Stages
+    stacked as the rows of one float64 array (as :func:`rk_step` keeps them for a NumPy
+    state) are summed in that same order by ``np.add.accumulate`` in one pass per operation
+    instead of one per term, so the result is the same to the last bit.
+    """
     if not terms:
         return y
+    if type(k) is np.ndarray:
+        rows, weights = (terms if isinstance(terms, _Terms) else _Terms(terms)).columns
+        return y + h * np.add.accumulate(weights * k[rows], axis=0)[-1]
     (first, weight), *rest = terms
     dy = weight * k[first]
     for j, w in rest:
@@ -320,7 +349,7 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
     return add_scaled(y, h, dy)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs microseconds per step to build
 class RKStep:
     """Result of one explicit Runge-Kutta step.
 
@@ -393,20 +422,33 @@ def rk_step(
             f"rk_step needs an explicit tableau; {tableau.name!r} is implicit "
             "(use odecourse.implicit.implicit_rk_step)."
         )
-    k: list[Any] = []
+    k = _stage_storage(y, k0, tableau.stages)
     stage_y = y
     for i, row in enumerate(tableau._rows):
         if i == 0 and k0 is not None:
-            k.append(k0)
+            k[0] = k0
             continue
         stage_y = _combine(y, h, row, k)
-        k.append(f(t + float(tableau.c[i]) * h, stage_y))
+        k[i] = f(t + tableau._nodes[i] * h, stage_y)
     weights, error_weights = tableau._weights
     # For an FSAL tableau the last stage was evaluated at y_{n+1} itself.
     y_new = stage_y if tableau.fsal else _combine(y, h, weights, k)
     error = _combine(0.0, h, error_weights, k) if tableau.adaptive else None
     error2 = None if tableau.b_hat2 is None else _combine(0.0, h, tableau._error2_weights, k)
     return RKStep(y=y_new, k=tuple(k), error=error, error2=error2)
+
+
+def _stage_storage(y: Any, k0: Any, stages: int) -> np.ndarray | list[Any]:
+    """Room for the stages: rows of one array for a float64 NumPy vector, else a list.
+
+    Stacked stages let :func:`_combine` sum them with one NumPy call per operation
+    (the same operations in the same order); a torch tensor, or a state of another
+    shape or dtype, keeps a list.
+    """
+    if type(y) is np.ndarray and y.dtype == np.float64 and y.ndim == 1:
+        if k0 is None or (type(k0) is np.ndarray and k0.dtype == y.dtype and k0.shape == y.shape):
+            return np.empty((stages, y.shape[0]))
+    return [None] * stages
 
 
 # --------------------------------------------------------------------------- the registry
