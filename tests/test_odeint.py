@@ -263,7 +263,7 @@ def _decay(t, y):
         ({"method": 5}, TypeError, "`method` must be a ButcherTableau or the name of one"),
         ({"method": get_tableau("trapezoid")}, ValueError, "explicit tableau"),
         ({"options": {"step_size": 0.1}}, ValueError, "unknown option 'step_size'.*'first_step'"),
-        ({"options": {"step_t": [0.5]}}, ValueError, "does not implement"),
+        ({"options": {"perturb": True}}, ValueError, r"'perturb' .*\(an option of the fixed-step"),
         (
             {"method": "rk4", "options": {"first_step": 0.1}},
             ValueError,

@@ -237,11 +237,14 @@ def test_empty_state_with_an_implicit_multistep_method(method):
     assert result.success and result.y.shape == (0, len(result.t))
 
 
-def test_t_that_requires_grad_is_accepted_and_detached():
+def test_t_that_requires_grad_gets_the_gradient_of_the_solution():
+    # tests/test_time_gradients.py tests these gradients; here: same values, finite grad.
     t = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
     y = odeint(decay, Y1, t)
     torch.testing.assert_close(y, odeint(decay, Y1, t.detach()))
-    assert t.grad is None
+    y[-1].sum().backward()  # y(t1) = exp(t0 - t1): gradient (e^-1, -e^-1)
+    expected = torch.tensor([1.0, -1.0], dtype=torch.float64) * np.exp(-1.0)
+    torch.testing.assert_close(t.grad, expected, rtol=1e-5, atol=0)
 
 
 # --- Misleading errors ----------------------------------------------------------------------

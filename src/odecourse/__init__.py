@@ -11,17 +11,17 @@ One module per concept; the names a reader uses most are re-exported here.
 - Chapter 6: :mod:`~odecourse.residual`, :mod:`~odecourse.continuous_depth`,
   :mod:`~odecourse.forward_stability`, :mod:`~odecourse.depth_limits`
 - Chapters 6-7: :mod:`~odecourse.odeint` (the PyTorch front end), :mod:`~odecourse.adjoint`,
-  :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`, :mod:`~odecourse.discrete_adjoint`,
-  :mod:`~odecourse.regularization`
+  :mod:`~odecourse.odeint_event`, :mod:`~odecourse.neural_ode`, :mod:`~odecourse.memory`,
+  :mod:`~odecourse.discrete_adjoint`, :mod:`~odecourse.regularization`
 - Chapter 8: :mod:`~odecourse.flows`
 - Coursework: :mod:`~odecourse.checks`, :mod:`~odecourse.assignments`
 
 ``odecourse.odeint`` is the module of that name, and calling it calls the solver
 (``odecourse.odeint(func, y0, t)``, torchdiffeq's spelling); ``from odecourse import odeint``
-gives the same callable module.
+gives the same callable module.  ``odecourse.odeint_event`` is made the same way.
 """
 
-from . import odeint
+from . import odeint, odeint_event
 from .adjoint import odeint_adjoint
 from .continuous_depth import EvaluationRecorder, TimeDependentField, continuous_depth_errors
 from .convergence import convergence_study, observed_order, work_precision
@@ -92,6 +92,7 @@ __all__ = [
     "observed_order",
     "odeint",
     "odeint_adjoint",
+    "odeint_event",
     "picard_iterates",
     "plot_stability_region",
     "register_method",

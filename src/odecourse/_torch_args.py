@@ -8,16 +8,24 @@ Taught in Chapter 7.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from odecourse._validation import check_callable, check_int, check_positive
+from odecourse._validation import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_positive,
+    check_real,
+)
 from odecourse.runge_kutta import TABLEAUS, ButcherTableau, resolve_tableau
 
 __all__ = [
@@ -36,7 +44,9 @@ __all__ = [
     "check_tolerance",
     "check_y0",
     "checked_norm",
+    "constructed_grid",
     "first_non_finite",
+    "nextafter_in",
     "resolve_method",
     "rms",
     "scalar",
@@ -62,19 +72,24 @@ ADAPTIVE_OPTIONS = (
     "first_step",
     "max_num_steps",
     "max_step",
+    "min_step",
     "norm",
     "safety",
     "ifactor",
     "dfactor",
+    "step_t",
+    "jump_t",
+    "dtype",
 )
 #: Options of the fixed-step methods.
-FIXED_OPTIONS = ("step_size",)
-_UNIMPLEMENTED_OPTIONS = ("step_t", "jump_t", "min_step", "dtype", "grid_constructor", "perturb")
+FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp")
 NO_LIMIT = 2**31 - 1  # torchdiffeq's default `max_num_steps`
 #: Floating dtypes accepted for the state; float16 and bfloat16 are refused (see ``odeint``).
 STATE_DTYPES = (torch.float32, torch.float64)
 
 Norm = Callable[[Any], Any]
+#: torchdiffeq's ``grid_constructor(func, y0, t) -> grid``.
+GridConstructor = Callable[[Any, Any, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -198,7 +213,11 @@ def check_y0(y0: Any) -> tuple[Tensor, TupleLayout | None]:
 
 
 def check_t(t: Any, y0: Tensor) -> list[float]:
-    """Validate the output times and return them as Python floats."""
+    """Validate the output times and return their values as Python floats.
+
+    The core runs on these floats; when ``t`` requires grad, ``odeint`` also uses the
+    tensor itself (:mod:`odecourse._time_grad`) and ``odeint_adjoint`` its own formula.
+    """
     t = _check_tensor("t", t)
     if t.ndim != 1 or t.numel() < 1:
         raise ValueError(
@@ -206,7 +225,7 @@ def check_t(t: Any, y0: Tensor) -> list[float]:
         )
     if t.device != y0.device:
         raise ValueError(f"`t` must be on the device of `y0` ({y0.device}); got {t.device}.")
-    times = t.detach().tolist()  # only the values are used: no gradient reaches `t`
+    times = t.detach().tolist()
     if not all(math.isfinite(s) for s in times):
         raise ValueError(f"`t` must contain only finite times; got {times!r:.80}.")
     steps = [b - a for a, b in itertools.pairwise(times)]
@@ -269,16 +288,31 @@ def resolve_method(method: Any) -> ButcherTableau:
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated options of one call."""
+    """Validated options of one call.
+
+    ``step_t`` and ``jump_t`` hold the times as sorted Python floats; ``grid`` is not
+    an option: it is the grid that ``grid_constructor`` returned, once called.
+    """
 
     step_size: float | None = None
     first_step: float | None = None
     max_num_steps: int = NO_LIMIT
     max_step: float = math.inf
+    min_step: float = 0.0
     norm: Norm | None = None
     safety: float = 0.9
     ifactor: float = 10.0
     dfactor: float = 0.2
+    step_t: tuple[float, ...] = ()
+    jump_t: tuple[float, ...] = ()
+    dtype: torch.dtype = torch.float64
+    grid_constructor: GridConstructor | None = None
+    perturb: bool = False
+    interp: str | None = None
+    grid: tuple[float, ...] | None = None
+
+
+_DEFAULT_SETTINGS = Settings()
 
 
 def _check_factor(name: str, value: Any, low: float, high: float, why: str) -> float:
@@ -289,6 +323,55 @@ def _check_factor(name: str, value: Any, low: float, high: float, why: str) -> f
     return value
 
 
+def _check_times(name: str, value: Any) -> tuple[float, ...]:
+    """``step_t`` or ``jump_t``: a 1-D tensor or a sequence of finite real times.
+
+    Returns the distinct times, sorted, as Python floats (a tensor is read detached:
+    no gradient reaches these times).  A 1-D NumPy array counts as a tensor.
+    """
+    accepted = "a 1-D tensor or a list or tuple of real numbers (times)"
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        value = torch.from_numpy(value)
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"`{name}` must have a real dtype; got {value.dtype}.")
+        if value.ndim > 1:
+            raise ValueError(f"`{name}` must be {accepted}; got shape {tuple(value.shape)}.")
+        times = [float(s) for s in value.detach().reshape(-1).tolist()]
+    elif isinstance(value, list | tuple):
+        times = [check_real(f"{name}[{i}]", scalar(s), finite=False) for i, s in enumerate(value)]
+    else:
+        raise TypeError(f"`{name}` must be {accepted}; got {type(value).__name__} {value!r:.60}.")
+    bad = [s for s in times if not math.isfinite(s)]
+    if bad:
+        raise ValueError(f"`{name}` must contain only finite times; got {bad[0]}.")
+    return tuple(sorted(set(times)))
+
+
+def _check_time_dtype(name: str, value: Any) -> torch.dtype:
+    """torchdiffeq's ``dtype`` of times and step sizes: float64, which is all odecourse has."""
+    if not isinstance(value, torch.dtype):
+        raise TypeError(
+            f"`{name}` must be a torch.dtype; got {type(value).__name__} {value!r:.60}."
+        )
+    if value != torch.float64:
+        raise ValueError(
+            f"`{name}` must be torch.float64; got {value}. odecourse keeps every time and step "
+            "size in float64 (Python floats), so torchdiffeq's default torch.float64 is "
+            "accepted and changes nothing, and other dtypes are refused."
+        )
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    value = scalar(value)
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be True or False; got {type(value).__name__} {value!r:.60}."
+        )
+    return value
+
+
 # The controller's factors: with safety > 1 or dfactor >= 1 a rejected step need not
 # shrink (an endless loop), with ifactor < 1 every accepted step shrinks (about 1e15 steps).
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
@@ -296,32 +379,100 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "first_step": lambda name, v: check_positive(name, scalar(v)),
     "max_num_steps": lambda name, v: check_int(name, scalar(v), minimum=1),
     "max_step": lambda name, v: check_positive(name, scalar(v), allow_inf=True),
+    "min_step": lambda name, v: check_positive(name, scalar(v), allow_zero=True),
     "norm": lambda name, v: checked_norm(check_callable(name, v)),
     "safety": lambda name, v: _check_factor(name, v, 0.0, 1.0, "in (0, 1]"),
     "ifactor": lambda name, v: _check_factor(name, v, 1.0, math.inf, ">= 1"),
     "dfactor": lambda name, v: _check_factor(
         name, v, 0.0, math.nextafter(1.0, 0.0), "in (0, 1) so that a rejected step shrinks"
     ),
+    "step_t": _check_times,
+    "jump_t": _check_times,
+    "dtype": _check_time_dtype,
+    "grid_constructor": check_callable,
+    "perturb": _check_bool,
+    "interp": lambda name, v: check_choice(name, v, ("linear", "cubic")),
 }
 
 
 def check_options(options: Any, tableau: ButcherTableau) -> Settings:
     """Validate ``options`` against the options that ``tableau``'s kind of method accepts."""
     if options is None:
-        return Settings()
+        return _DEFAULT_SETTINGS
     if not isinstance(options, Mapping):
         raise TypeError(f"`options` must be a dict or None; got {type(options).__name__}.")
     accepted = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
-    kind = "adaptive" if tableau.adaptive else "fixed-step"
+    kind, other = ("adaptive", "fixed-step") if tableau.adaptive else ("fixed-step", "adaptive")
     for key in options:
         if key not in accepted:
-            why = " (a torchdiffeq option odecourse does not implement)"
+            why = f" (an option of the {other} methods)" if key in _CHECKS else ""
             raise ValueError(
-                f"unknown option {key!r} for the {kind} method {tableau.name!r}"
-                f"{why if key in _UNIMPLEMENTED_OPTIONS else ''}; "
+                f"unknown option {key!r} for the {kind} method {tableau.name!r}{why}; "
                 f"accepted options: {', '.join(map(repr, accepted))}."
             )
-    return Settings(**{key: _CHECKS[key](key, value) for key, value in options.items()})
+    settings = Settings(**{key: _CHECKS[key](key, value) for key, value in options.items()})
+    if settings.min_step > settings.max_step:
+        raise ValueError(
+            f"`min_step` ({settings.min_step}) must not exceed `max_step` ({settings.max_step})."
+        )
+    if settings.step_size is not None and settings.grid_constructor is not None:
+        raise ValueError(
+            "`step_size` and `grid_constructor` are mutually exclusive (as in torchdiffeq): "
+            "pass one of them."
+        )
+    return settings
+
+
+def constructed_grid(
+    settings: Settings, func: Any, y0: Any, t: Tensor, times: list[float]
+) -> Settings:
+    """Call ``grid_constructor(func, y0, t)`` and return ``settings`` with its grid, checked.
+
+    The grid must be a 1-D real tensor of finite times, strictly monotone in the
+    direction of ``t``, that starts at ``t[0]`` and ends at ``t[-1]`` exactly.
+    """
+    grid = settings.grid_constructor(func, y0, t)
+    name = "the grid returned by `grid_constructor`"
+    if not isinstance(grid, Tensor) or grid.is_complex() or grid.dtype == torch.bool:
+        got = grid.dtype if isinstance(grid, Tensor) else f"{type(grid).__name__} {grid!r:.60}"
+        raise TypeError(f"{name} must be a 1-D tensor of real times; got {got}.")
+    if grid.ndim != 1 or grid.numel() < 2:
+        raise ValueError(
+            f"{name} must be a 1-D tensor of at least two times; got shape {tuple(grid.shape)}."
+        )
+    points = [float(s) for s in grid.detach().tolist()]
+    if not all(math.isfinite(s) for s in points):
+        raise ValueError(f"{name} must contain only finite times; got {points!r:.80}.")
+    if points[0] != times[0] or points[-1] != times[-1]:
+        raise ValueError(
+            f"{name} must start at t[0] = {times[0]!r} and end at t[-1] = {times[-1]!r} "
+            f"exactly; it goes from {points[0]!r} to {points[-1]!r}."
+        )
+    direction = 1.0 if times[-1] > times[0] else -1.0
+    if not all(direction * (b - a) > 0 for a, b in itertools.pairwise(points)):
+        order = "increasing" if direction > 0 else "decreasing"
+        raise ValueError(f"{name} must be strictly {order}, like `t`; got {points!r:.80}.")
+    return dataclasses.replace(settings, grid=tuple(points))
+
+
+def nextafter_in(dtype: torch.dtype) -> Callable[[float, float], float]:
+    """``nextafter(t, toward)`` in the precision ``func`` sees its time in (``y0``'s dtype).
+
+    The core's times are float64 numbers; a float32 ``func`` receives them rounded, so
+    the neighbour of a time must be a float32 neighbour, or the rounding would undo it.
+    """
+    return math.nextafter if dtype == torch.float64 else _nextafter_float32
+
+
+def _nextafter_float32(t: float, toward: float) -> float:
+    """The float32 number next to ``t`` in the direction of ``toward`` (``t`` if they are equal)."""
+    if toward == t:
+        return t
+    up = toward > t
+    nearest = np.float32(t)
+    if nearest != t and (nearest > t) == up:  # rounding alone moves past t
+        return float(nearest)
+    return float(np.nextafter(nearest, np.float32(math.inf if up else -math.inf)))
 
 
 def first_non_finite(values: Tensor, n_times: int) -> int | None:

@@ -276,8 +276,52 @@ def _min_step(t: float, direction: float) -> float:
     return 10 * abs(math.nextafter(t, direction * math.inf) - t)
 
 
+class _BeforeJump:
+    """``f`` seen from before a discontinuity (a time of ``jump_t``): stage times held back.
+
+    A stage time at or beyond ``edge`` (the neighbour of the jump on the side the
+    integration comes from) is replaced by ``edge``, so the step that ends at the
+    jump evaluates ``f`` on its own side only.  Stage times of shorter steps lie
+    before ``edge`` and pass unchanged.
+    """
+
+    __slots__ = ("direction", "edge", "f")
+
+    def __init__(self, f: Callable[[float, Any], Any], edge: float, direction: float) -> None:
+        self.f, self.edge, self.direction = f, edge, direction
+
+    def __call__(self, t: float, y: Any) -> Any:
+        return self.f(self.edge if self.direction * (t - self.edge) > 0 else t, y)
+
+
+def _stops(
+    f: Callable[[float, Any], Any],
+    t0: float,
+    t1: float,
+    step_t: Sequence[float],
+    jump_t: Sequence[float],
+    nextafter: Callable[[float, float], float],
+) -> list[tuple[float, Callable[[float, Any], Any]]]:
+    """The times every step must land on, in the order of integration, each with its ``f``.
+
+    Times of ``step_t`` and ``jump_t`` strictly between ``t0`` and ``t1`` count, and a
+    jump at ``t1`` too (the last step then stays on its side); the others are ignored.
+    A jump's ``f`` is :class:`_BeforeJump`; a time in both lists is a jump.
+    """
+    direction = 1.0 if t1 > t0 else -1.0
+
+    def inside(s: float) -> bool:
+        return direction * (s - t0) > 0 and direction * (t1 - s) > 0
+
+    stops = {s: f for s in step_t if inside(s)}
+    for s in jump_t:
+        if inside(s) or s == t1:
+            stops[s] = _BeforeJump(f, nextafter(s, t0), direction)
+    return sorted(stops.items(), key=lambda stop: direction * stop[0])
+
+
 def _attempt(
-    f: Counted,
+    f: Callable[[float, Any], Any],
     t: float,
     y: Any,
     f_t: Any,
@@ -288,17 +332,22 @@ def _attempt(
     tol: _Tolerances,
     observer: Observer | None = None,
     dense: bool = True,
+    floor: float = 0.0,
 ) -> tuple[_Accepted | None, float, int]:
     """Try steps from ``t`` until one is accepted or the step size underflows.
 
     Returns the accepted step (None on underflow), the proposed next ``|h|`` and
     the number of rejections.  ``observer`` sees every attempt.  With ``dense``
-    False nobody will interpolate, and the step carries no dense output.
+    False nobody will interpolate, and the step carries no dense output.  A
+    positive ``floor`` (the user's ``min_step``) bounds ``|h|`` from below, and a
+    step that short is accepted whatever its error.
     """
     direction = 1.0 if t1 > t else -1.0
     min_step = _min_step(t, direction)
     # A `max_step` below the time resolution leaves no admissible step: fail, as SciPy does.
     h_abs, rejected = min(max(h_abs, min_step), tol.max_step), 0
+    if floor:
+        h_abs = max(h_abs, floor)
     while h_abs >= min_step:
         t_new = t + direction * h_abs
         if direction * (t_new - t1) > 0:
@@ -308,6 +357,8 @@ def _attempt(
         err = error_norm(step.error, y, step.y, tol.rtol, tol.atol, tol.norm, step.error2)
         factor = controller.factor(err, after_rejection=rejected > 0)
         accepted = controller.accept(err)
+        if floor and not accepted and (h_abs <= floor or abs(h) <= floor):
+            accepted = True  # torchdiffeq's `min_step`: the shortest step is always taken
         if observer is not None:
             observer(t, h, err, accepted, step.y)
         if accepted:
@@ -319,6 +370,8 @@ def _attempt(
             )
             return _Accepted(t_new, step.y, f_new, interpolant), abs(h) * factor, rejected
         h_abs, rejected = abs(h) * factor, rejected + 1
+        if floor:
+            h_abs = max(h_abs, floor)
     return None, h_abs, rejected
 
 
@@ -339,6 +392,10 @@ def integrate_adaptive(
     norm: Norm | None = None,
     observer: Observer | None = None,
     events: Any = None,
+    step_t: Sequence[float] = (),
+    jump_t: Sequence[float] = (),
+    min_step: float = 0.0,
+    nextafter: Callable[[float, float], float] = math.nextafter,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` over ``t_span`` with an embedded Runge-Kutta pair.
 
@@ -386,6 +443,24 @@ def integrate_adaptive(
         ``err``; it only watches (see :mod:`odecourse.step_history`).
     events : tuple of odecourse.events.Event, optional
         Located on each step's dense output (:func:`odecourse.events.prepare_events`).
+    step_t : sequence of float, optional
+        Times the steps must land on exactly (a step that would pass one is
+        shortened to end there); times outside ``t_span`` are ignored.
+    jump_t : sequence of float, optional
+        Times where ``f`` is discontinuous.  Steps land on them like on ``step_t``;
+        the step that ends at a jump evaluates its stages at
+        ``nextafter(jump, t0)`` instead of the jump itself (it stays on its side),
+        and the first stage after the jump is evaluated afresh at
+        ``nextafter(jump, t1)`` instead of reusing the last stage (FSAL).  A jump at
+        ``t0`` gives ``f(nextafter(t0, t1), y0)`` as the first derivative.
+    min_step : float
+        Smallest step size (torchdiffeq's ``min_step``): a step this short is
+        accepted even if its error is too large.  0 (default) lets the step
+        shrink to the resolution of floating-point times.
+    nextafter : callable
+        ``nextafter(t, toward)``, the neighbouring time that ``f`` can tell apart
+        from ``t`` (``math.nextafter`` for float64; the torch front end passes the
+        float32 one for float32 states).  Used by ``jump_t`` only.
 
     Returns
     -------
@@ -399,7 +474,9 @@ def integrate_adaptive(
     f = Counted(f)
     t0, t1 = float(t_span[0]), float(t_span[1])
     controller = controller or StepSizeController(tableau.error_order)
-    f_t = f(t0, y0)
+    # Without step_t, jump_t and min_step the loop below is the plain one.
+    stops = _stops(f, t0, t1, step_t, jump_t, nextafter) if step_t or jump_t or min_step else None
+    f_t = f(t0, y0) if not jump_t or t0 not in jump_t else f(nextafter(t0, t1), y0)
     tol = _Tolerances(rtol, atol, max_step, norm)
     if first_step is None:
         h_abs = select_initial_step(
@@ -418,9 +495,15 @@ def integrate_adaptive(
         if counts["n_steps"] >= max_steps:
             status, message = -1, too_many_steps(max_steps, t)
             break
-        step, h_abs, rejected = _attempt(
-            f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer, interpolate
-        )
+        if stops is None:
+            step, h_abs, rejected = _attempt(
+                f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer, interpolate
+            )
+        else:
+            step, h_abs, rejected = _attempt_to_stop(
+                f, t, y, f_t, h_abs, t1, stops, tableau, controller, tol, observer,
+                interpolate, min_step, nextafter,
+            )  # fmt: skip
         counts["n_rejected"] += rejected
         if step is None:
             status, message = -1, _step_too_small(t, h_abs, max_step)
@@ -433,6 +516,38 @@ def integrate_adaptive(
         if recorder.terminated:
             status, message = 1, TERMINATION_MESSAGE
     return recorder.result(nfev=f.n, status=status, message=message, **counts)
+
+
+def _attempt_to_stop(
+    f: Counted,
+    t: float,
+    y: Any,
+    f_t: Any,
+    h_abs: float,
+    t1: float,
+    stops: list[tuple[float, Callable[[float, Any], Any]]],
+    tableau: ButcherTableau,
+    controller: StepSizeController,
+    tol: _Tolerances,
+    observer: Observer | None,
+    dense: bool,
+    floor: float,
+    nextafter: Callable[[float, float], float],
+) -> tuple[_Accepted | None, float, int]:
+    """:func:`_attempt` towards the next of ``stops`` (then ``t1``), with ``min_step``.
+
+    A step that reaches a stop removes it from ``stops``; past a jump, ``f`` is
+    evaluated afresh on the far side instead of reusing the step's last stage.
+    """
+    target, rhs = stops[0] if stops else (t1, f)
+    step, h_abs, rejected = _attempt(
+        rhs, t, y, f_t, h_abs, target, tableau, controller, tol, observer, dense, floor
+    )
+    if step is not None and stops and step.t == target:
+        del stops[0]
+        if rhs is not f and target != t1:  # crossed a jump: f afresh on the far side
+            step.f = f(nextafter(target, t1), step.y)
+    return step, h_abs, rejected
 
 
 def _no_first_step(t0: float, h_abs: float) -> str:

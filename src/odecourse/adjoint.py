@@ -42,6 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from odecourse._torch_args import (
+    ADAPTIVE_OPTIONS,
+    FIXED_OPTIONS,
     TupleLayout,
     check_options,
     check_t,
@@ -97,22 +99,54 @@ def _seminorm(state: tuple[Tensor, ...]) -> Tensor:
     return torch.maximum(rms(state[0]), rms(state[1]))
 
 
-def _backward_solve(problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor) -> tuple[Tensor, ...]:
-    """Integrate the adjoint system from ``t[-1]`` back to ``t[0]``; return the gradients."""
+def _backward_solve(
+    problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor, time_gradient: bool = False
+) -> tuple[Tensor | None, ...]:
+    """Integrate the adjoint system from ``t[-1]`` back to ``t[0]``; return the gradients.
+
+    Returns ``(dL/dy0, dL/dt, *dL/dtheta)``; ``dL/dt`` is None unless ``time_gradient``.
+    """
     _check_incoming(grad_ys, problem.times)
     dynamics = _AugmentedDynamics(problem.func, problem.params)
     a = grad_ys[-1]
+    arrived = None  # a(t_0) from the later outputs, before dL/dy(t_0) is added
     a_theta = tuple(torch.zeros_like(p) for p in problem.params)
     times = problem.times
     for i in range(len(times) - 1, 0, -1):
         pair = torch.tensor([times[i], times[i - 1]], dtype=problem.t_dtype, device=ys.device)
         counts = SolveStats()
         states = odeint(dynamics, (ys[i], a, *a_theta), pair, stats=counts, **problem.backward)
-        a = states[1][-1] + grad_ys[i - 1]
+        arrived = states[1][-1]
+        a = arrived + grad_ys[i - 1]
         a_theta = tuple(s[-1] for s in states[2:])
         if problem.stats is not None:
             problem.stats.add_backward(counts)
-    return (a, *a_theta)
+    grad_t = _time_gradient(problem, ys, grad_ys, arrived) if time_gradient else None
+    return (a, grad_t, *a_theta)
+
+
+def _time_gradient(
+    problem: _AdjointProblem, ys: Tensor, grad_ys: Tensor, arrived: Tensor | None
+) -> Tensor:
+    r"""The gradient with respect to the output times, from ``f`` at the stored outputs.
+
+    Moving :math:`t_i` (:math:`i \ge 1`) moves the output along the solution, so
+    :math:`\partial L/\partial t_i = g_i \cdot f(t_i, y_i)` with :math:`g_i` the incoming
+    gradient of output ``i``.  Moving :math:`t_0` shifts the initial condition in time,
+    so :math:`\partial L/\partial t_0 = -a(t_0^+) \cdot f(t_0, y_0)` with :math:`a(t_0^+)`
+    the adjoint that the solve brings back to :math:`t_0` (without :math:`g_0`: output 0
+    is ``y0`` itself, which does not move with :math:`t_0`).  One evaluation of ``f`` per
+    output time, counted in ``stats.nfe_backward``.  ``arrived`` is None for a single time.
+    """
+    weights = (-arrived if arrived is not None else torch.zeros_like(ys[0]), *grad_ys[1:])
+    grads = []
+    with torch.no_grad():
+        for time, y, weight in zip(problem.times, ys, weights, strict=True):
+            dy = problem.func(torch.full((), time, dtype=ys.dtype, device=ys.device), y)
+            grads.append((weight * dy).sum())
+    if problem.stats is not None:
+        problem.stats.nfe_backward += len(problem.times)
+    return torch.stack(grads).to(problem.t_dtype)
 
 
 def _check_incoming(grad_ys: Tensor, times: list[float]) -> None:
@@ -135,10 +169,11 @@ class _OdeintAdjoint(torch.autograd.Function):
     """Forward: a solve without a graph.  Backward: the adjoint solve."""
 
     @staticmethod
-    def forward(ctx: Any, problem: _AdjointProblem, y0: Tensor, *params: Tensor) -> Tensor:
-        t = torch.tensor(problem.times, dtype=problem.t_dtype, device=y0.device)
+    def forward(
+        ctx: Any, problem: _AdjointProblem, y0: Tensor, t: Tensor, *params: Tensor
+    ) -> Tensor:
         with torch.no_grad():
-            ys = odeint(problem.func, y0, t, stats=problem.stats, **problem.forward)
+            ys = odeint(problem.func, y0, t.detach(), stats=problem.stats, **problem.forward)
         ctx.problem = problem
         ctx.save_for_backward(ys)
         return ys
@@ -147,7 +182,8 @@ class _OdeintAdjoint(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_ys: Tensor) -> tuple[Tensor | None, ...]:
         (ys,) = ctx.saved_tensors
-        return (None, *_backward_solve(ctx.problem, ys, grad_ys))
+        time_gradient = ctx.needs_input_grad[2]
+        return (None, *_backward_solve(ctx.problem, ys, grad_ys, time_gradient))
 
 
 def _find_params(func: Callable, adjoint_params: Any) -> tuple[Tensor, ...]:
@@ -176,12 +212,26 @@ def _find_params(func: Callable, adjoint_params: Any) -> tuple[Tensor, ...]:
 def _backward_settings(
     method: Any, options: Any, rtol: float, atol: float, adjoint: dict[str, Any]
 ) -> dict[str, Any]:
-    """torchdiffeq's defaults: the forward settings, without a forward ``norm``."""
+    """torchdiffeq's defaults: the forward settings, without a forward ``norm``.
+
+    The backward solve runs from each output time to the previous one, and the
+    options follow it there: the core steps onto ``step_t`` and ``jump_t`` in the
+    backward direction too, ``perturb`` keeps its stages inside each step, and
+    ``grid_constructor`` is called again with the reversed pair ``[t_i, t_{i-1}]``.
+    """
     adjoint_method = method if adjoint["method"] is None else adjoint["method"]
     tableau = resolve_method(adjoint_method)
     adjoint_options = adjoint["options"]
     if adjoint_options is None:
         adjoint_options = {k: v for k, v in (options or {}).items() if k != "norm"}
+        accepted = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
+        foreign = [key for key in adjoint_options if key not in accepted]
+        if foreign:
+            raise ValueError(
+                "`adjoint_options` defaults to the forward `options`, but the adjoint method "
+                f"{tableau.name!r} does not accept {', '.join(map(repr, foreign))}; pass "
+                "`adjoint_options` for it (torchdiffeq asks for them too)."
+            )
     elif not isinstance(adjoint_options, Mapping):
         raise TypeError(
             f"`adjoint_options` must be a dict or None; got {type(adjoint_options).__name__}."
@@ -211,13 +261,14 @@ def odeint_adjoint(
     atol: float = 1e-9,
     method: str | ButcherTableau | None = None,
     options: Mapping[str, Any] | None = None,
+    event_fn: Callable[[Tensor, Any], Tensor] | None = None,
     adjoint_rtol: float | None = None,
     adjoint_atol: float | None = None,
     adjoint_method: str | ButcherTableau | None = None,
     adjoint_options: Mapping[str, Any] | None = None,
     adjoint_params: Iterable[Tensor] | None = None,
     stats: SolveStats | None = None,
-) -> Tensor | tuple[Tensor, ...]:
+) -> Tensor | tuple[Tensor, ...] | tuple[Tensor, Tensor | tuple[Tensor, ...]]:
     r"""Solve like :func:`~odecourse.odeint.odeint`; differentiate by the adjoint method.
 
     Parameters
@@ -225,6 +276,15 @@ def odeint_adjoint(
     func, y0, t, rtol, atol, method, options
         As for :func:`~odecourse.odeint.odeint`.  ``func`` must be an
         ``nn.Module`` unless ``adjoint_params`` is given.
+    event_fn : callable, optional
+        Integrate until ``event_fn`` changes sign and return ``(event_t, solution)``,
+        as for :func:`~odecourse.odeint.odeint`.  The state at the event comes from an
+        adjoint solve from ``t[0]`` to the event time, so its gradients with respect to
+        ``y0`` and ``adjoint_params`` are adjoint gradients; the event time is
+        differentiable too (unlike torchdiffeq's ``odeint_adjoint``, whose event time
+        carries no gradient), by the implicit function theorem at the event
+        (:mod:`odecourse.odeint_event`); the parameters of ``event_fn`` get their
+        gradients by ordinary autograd.
     adjoint_rtol, adjoint_atol, adjoint_method : optional
         Settings of the backward solve; default: the forward ones.
     adjoint_options : dict, optional
@@ -232,6 +292,16 @@ def odeint_adjoint(
         ``norm``.  ``{"norm": "seminorm"}`` measures the backward error on the
         ``y`` and ``a`` parts only, ignoring :math:`a_\theta` (kidger2021); a
         callable norm receives the tuple ``(y, a, *a_theta)`` of scaled errors.
+        The options act on each backward solve, from :math:`t_i` back to
+        :math:`t_{i-1}`, in that direction: steps land on the ``step_t`` and
+        ``jump_t`` between them, a jump is approached from the side of
+        :math:`t_i` and left on the side of :math:`t_{i-1}`, ``perturb`` keeps
+        the stages inside each step, and ``grid_constructor`` is called again as
+        ``grid_constructor(augmented_func, (y, a, *a_theta), t)`` with the
+        reversed pair ``t = [t_i, t_{i-1}]``, so its grid must run backwards.
+        When the default (the forward options) holds an option that
+        ``adjoint_method`` does not accept, a ``ValueError`` asks for
+        ``adjoint_options``.
     adjoint_params : iterable of Tensors, optional
         The tensors to differentiate with respect to besides ``y0``; default
         ``func.parameters()``.  Those that do not require grad are skipped,
@@ -239,13 +309,14 @@ def odeint_adjoint(
     stats : SolveStats, optional
         Gets the forward counters when the forward solve runs and the
         ``*_backward`` counters (summed over output intervals) when the
-        backward pass runs.
+        backward pass runs; when ``t`` requires grad, ``nfe_backward`` also
+        counts one evaluation of ``func`` per output time.
 
     Returns
     -------
     Tensor, shape (T, *S), or tuple of Tensors
         As for :func:`~odecourse.odeint.odeint`; its gradients with respect to
-        ``y0`` and ``adjoint_params`` come from the adjoint solve.
+        ``y0``, ``adjoint_params`` and ``t`` come from the adjoint solve.
 
     Notes
     -----
@@ -259,13 +330,37 @@ def odeint_adjoint(
 
     from :math:`t_i` to :math:`t_{i-1}`, restarting :math:`y` from the stored
     forward value and adding :math:`\partial L/\partial y(t_{i-1})` to :math:`a`.
-    Memory is independent of the number of steps.  Gradients with respect to
-    ``t`` are not supported.  Taught in Chapter 7.
+    Memory is independent of the number of steps.
+
+    When ``t`` requires grad, its gradient comes from the adjoint formula, not
+    from differentiating the solver: with :math:`g_i = \partial L/\partial y(t_i)`
+    the incoming gradients,
+
+    .. math::
+        \frac{\partial L}{\partial t_i} = g_i \cdot f(t_i, y_i) \quad (i \ge 1),
+        \qquad
+        \frac{\partial L}{\partial t_0} = -a(t_0^+) \cdot f(t_0, y_0),
+
+    summed over all components (of every tensor of a tuple state), where
+    :math:`a(t_0^+)` is the adjoint the backward solve brings back to :math:`t_0`,
+    before :math:`g_0` is added (output 0 is ``y0`` itself, which does not move
+    with :math:`t_0`).  ``f`` is evaluated at the stored forward outputs in the
+    backward pass.  torchdiffeq integrates an extra adjoint of time for
+    :math:`t_0` instead; the two agree to the tolerance.  Taught in Chapter 7.
 
     References
     ----------
     pontryagin1962; chen2018; kidger2021.
     """
+    if event_fn is not None:  # torchdiffeq's event mode: odecourse.odeint_event
+        from odecourse.odeint_event import solve_until_event
+
+        return solve_until_event(
+            odeint_adjoint, func, y0, t, event_fn, rtol=rtol, atol=atol, method=method,
+            options=options, stats=stats, adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
+            adjoint_method=adjoint_method, adjoint_options=adjoint_options,
+            adjoint_params=adjoint_params,
+        )  # fmt: skip
     check_callable("func", func)
     params = _find_params(func, adjoint_params)
     flat_y0, layout = check_y0(y0)
@@ -283,7 +378,7 @@ def odeint_adjoint(
         func = _FlatFunc(func, layout)
         forward["options"] = _flat_forward_options(options, layout, method)
     problem = _AdjointProblem(func, times, t.dtype, forward, backward, params, stats)
-    ys = _OdeintAdjoint.apply(problem, flat_y0, *params)
+    ys = _OdeintAdjoint.apply(problem, flat_y0, t, *params)
     return ys if layout is None else layout.unstack(ys)
 
 

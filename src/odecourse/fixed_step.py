@@ -17,6 +17,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from odecourse._arrays import all_finite
@@ -29,7 +30,7 @@ from odecourse._loop import (
     too_many_steps,
 )
 from odecourse._validation import check_positive, check_t_span
-from odecourse.dense_output import make_interpolant
+from odecourse.dense_output import HermiteInterpolant, make_interpolant
 from odecourse.newton import NewtonConvergenceError
 from odecourse.runge_kutta import ButcherTableau, rk_step
 
@@ -121,6 +122,9 @@ def integrate_fixed(
     dense_output: bool = False,
     grid: Sequence[float] | None = None,
     events: Any = None,
+    perturb: bool = False,
+    interp: str | None = None,
+    nextafter: Callable[[float, float], float] = math.nextafter,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` with a constant step size ``h`` on :func:`fixed_grid`.
 
@@ -160,6 +164,21 @@ def integrate_fixed(
         output times, as torchdiffeq's fixed-grid solvers do without a ``step_size``.
     events : tuple of odecourse.events.Event, optional
         Located on each step's dense output (NumPy states only).
+    perturb : bool
+        torchdiffeq's ``perturb`` (explicit tableaus only): ``f`` never sees a grid
+        time.  In the step from :math:`t_n` to :math:`t_{n+1}` a stage at
+        :math:`t_n` is evaluated at ``nextafter(t_n, t_{n+1})`` and a stage at
+        :math:`t_{n+1}` at ``nextafter(t_{n+1}, t_n)``, so a discontinuity of ``f``
+        at a grid time is seen from the side of the step; the first stage is
+        evaluated afresh in every step (no reuse across the grid time).
+    interp : {"linear", "cubic"}, optional
+        How output times between grid points are filled: ``"linear"``
+        interpolates linearly between the ends of the step, ``"cubic"`` is cubic
+        Hermite interpolation with the slopes ``f`` at both ends; default: the
+        method's dense output (:func:`~odecourse.dense_output.make_interpolant`).
+    nextafter : callable
+        ``nextafter(t, toward)``, the neighbouring time that ``f`` can tell apart
+        from ``t`` (``math.nextafter`` for float64).  Used by ``perturb`` only.
 
     Returns
     -------
@@ -171,8 +190,13 @@ def integrate_fixed(
 
     Taught in Chapter 2.
     """
-    if isinstance(step, ButcherTableau):
-        step = rk_stepper(step)
+    tableau = step if isinstance(step, ButcherTableau) else None
+    if perturb and tableau is None:
+        raise TypeError("`perturb` needs an explicit ButcherTableau as `step`.")
+    if tableau is not None:
+        step = rk_stepper(tableau)
+    if interp is not None:
+        step = _interpolating(step, interp)
     f = Counted(f)
     t0, t1 = float(t_span[0]), float(t_span[1])
     if grid is None:
@@ -180,7 +204,7 @@ def integrate_fixed(
     points = _grid(t0, t1, h) if grid is None else (float(t) for t in grid)
     direction = 1.0 if t1 > t0 else -1.0
     recorder = Recorder(t0, y0, t_eval, direction, dense_output, events)
-    y, f_t = y0, f(t0, y0)
+    y, f_t = y0, f(t0, y0) if not perturb else f(nextafter(t0, t1), y0)
     status, message, n_steps = 0, SUCCESS_MESSAGE, 0
     if not all_finite(f_t):
         points, status, message = iter(()), -1, _not_finite_at_start(t0)
@@ -192,7 +216,10 @@ def integrate_fixed(
             status, message = -1, _unresolved(t, h)
             break
         try:
-            outcome = step(f, t, y, f_t, t_new - t)
+            if perturb:
+                outcome = _perturbed_step(f, t, t_new, y, f_t, tableau, interp, nextafter)
+            else:
+                outcome = step(f, t, y, f_t, t_new - t)
         except NewtonConvergenceError as failure:
             status, message = -1, str(failure)
             break
@@ -205,6 +232,116 @@ def integrate_fixed(
             status, message = 1, TERMINATION_MESSAGE
             break
     return recorder.result(nfev=f.n, n_steps=n_steps, status=status, message=message)
+
+
+@dataclass(frozen=True)
+class _LinearInterpolant:
+    """torchdiffeq's ``interp="linear"``: the straight line between the ends of a step."""
+
+    t_old: float
+    t_new: float
+    y_old: Any
+    y_new: Any
+
+    def __call__(self, t: float) -> Any:
+        if t == self.t_old:
+            return self.y_old
+        if t == self.t_new:
+            return self.y_new
+        return self.y_old + ((t - self.t_old) / (self.t_new - self.t_old)) * (
+            self.y_new - self.y_old
+        )
+
+
+@dataclass(frozen=True)
+class _LazyHermite:
+    """Cubic Hermite dense output whose end slope ``f(t_new, y_new)`` is evaluated on first use.
+
+    With ``perturb`` the next step evaluates its own first stage, so the slope at the
+    end of a step costs an evaluation only when an output time lies inside the step.
+    """
+
+    f: Callable[[float, Any], Any]
+    t_old: float
+    t_new: float
+    y_old: Any
+    y_new: Any
+    f_old: Any
+
+    @cached_property
+    def _hermite(self) -> HermiteInterpolant:
+        f_new = self.f(self.t_new, self.y_new)
+        return HermiteInterpolant(self.t_old, self.t_new, self.y_old, self.y_new, self.f_old, f_new)
+
+    def __call__(self, t: float) -> Any:
+        if t == self.t_old:
+            return self.y_old
+        return self.y_new if t == self.t_new else self._hermite(t)
+
+
+def _interpolating(step: FixedStep, interp: str) -> FixedStep:
+    """``step`` with its dense output replaced by linear or cubic Hermite interpolation."""
+
+    def interpolated(f: Callable, t: float, y: Any, f_t: Any, h: float) -> StepOutcome:
+        outcome = step(f, t, y, f_t, h)
+        if interp == "linear":
+            dense = _LinearInterpolant(t, t + h, y, outcome.y)
+        else:
+            dense = HermiteInterpolant(t, t + h, y, outcome.y, f_t, outcome.f)
+        return StepOutcome(outcome.y, outcome.f, dense)
+
+    return interpolated
+
+
+class _Inside:
+    """``f`` with its time kept strictly inside a step: torchdiffeq's ``perturb``.
+
+    A stage time at or before the start of the step (in the direction of the step)
+    becomes ``first``, the time just after the start; one at or after its end
+    becomes ``last``, the time just before the end.
+    """
+
+    __slots__ = ("direction", "f", "first", "last")
+
+    def __init__(self, f: Callable, first: float, last: float, direction: float) -> None:
+        self.f, self.first, self.last, self.direction = f, first, last, direction
+
+    def __call__(self, t: float, y: Any) -> Any:
+        if self.direction * (t - self.first) < 0:
+            t = self.first
+        elif self.direction * (t - self.last) > 0:
+            t = self.last
+        return self.f(t, y)
+
+
+def _perturbed_step(
+    f: Callable[[float, Any], Any],
+    t: float,
+    t_new: float,
+    y: Any,
+    f_t: Any,
+    tableau: ButcherTableau,
+    interp: str | None,
+    nextafter: Callable[[float, float], float],
+) -> StepOutcome:
+    """One step of ``tableau`` from ``t`` to ``t_new`` whose stages never see ``t`` or ``t_new``.
+
+    ``f_t`` is the first stage if already evaluated (at ``nextafter(t, t_new)``), else
+    None.  The outcome's ``f`` is None: the next step evaluates its own first stage.
+    """
+    direction = 1.0 if t_new > t else -1.0
+    inside = _Inside(f, nextafter(t, t_new), nextafter(t_new, t), direction)
+    k0 = inside(t, y) if f_t is None else f_t
+    result = rk_step(inside, t, y, t_new - t, tableau, k0=k0)
+    if interp == "linear":
+        dense = _LinearInterpolant(t, t_new, y, result.y)
+    elif interp is None and tableau.P is not None:
+        dense = make_interpolant(tableau, t, t_new, y, result.y, k0, None, result.k, inside)
+    elif tableau.fsal:
+        dense = HermiteInterpolant(t, t_new, y, result.y, k0, result.k[-1])
+    else:
+        dense = _LazyHermite(inside, t, t_new, y, result.y, k0)
+    return StepOutcome(result.y, None, dense)
 
 
 #: Warn when ``h`` is below this many floating-point spacings of the times it steps between.

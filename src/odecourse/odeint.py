@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from odecourse._loop import IntegrationResult
+from odecourse._time_grad import solve_tracking_time, tracks_time
 from odecourse._torch_args import (
     ADAPTIVE_METHODS,
     ADAPTIVE_OPTIONS,
@@ -46,11 +47,13 @@ from odecourse._torch_args import (
     check_t,
     check_tolerance,
     check_y0,
+    constructed_grid,
     first_non_finite,
+    nextafter_in,
     resolve_method,
 )
 from odecourse._validation import check_callable, floor_rtol
-from odecourse.adaptive import StepSizeController, integrate_adaptive
+from odecourse.adaptive import Observer, StepSizeController, integrate_adaptive
 from odecourse.fixed_step import integrate_fixed
 from odecourse.runge_kutta import ButcherTableau
 
@@ -142,7 +145,11 @@ class CountedFunc(nn.Module):
 
 
 class _TensorRHS:
-    """The core's ``f(t: float, y)``: calls ``func(t as a 0-d tensor, y)`` and checks it."""
+    """The core's ``f(t: float, y)``: calls ``func(t as a 0-d tensor, y)`` and checks it.
+
+    :meth:`at` takes the time as a tensor instead, so that autograd sees it (the
+    replay of :mod:`odecourse._time_grad`, for gradients with respect to ``t``).
+    """
 
     def __init__(self, func: Callable, y0: Tensor, layout: TupleLayout | None) -> None:
         self.func, self.layout = func, layout
@@ -150,18 +157,28 @@ class _TensorRHS:
         self.started = False
 
     def __call__(self, t: float, y: Tensor) -> Tensor:
-        dy = self._evaluate(t, y)
+        # torch.full: torch.tensor is slower
+        dy = self._evaluate(torch.full((), t, dtype=self.dtype, device=self.device), y)
         if not self.started:  # f(t0, y0): later non-finite values are rejected steps
-            self.started = True
-            if not bool(torch.isfinite(dy.detach()).all()):
-                raise ValueError(
-                    f"`func` returned non-finite values at the initial time t = {t:.6g} "
-                    "(for the finite `y0`), so no step can start; check `func` there."
-                )
+            self._check_start(dy, t)
         return dy
 
-    def _evaluate(self, t: float, y: Tensor) -> Tensor:
-        time = torch.full((), t, dtype=self.dtype, device=self.device)  # torch.tensor is slower
+    def at(self, time: Tensor, y: Tensor) -> Tensor:
+        """``func`` at a 0-d tensor ``time`` (any floating dtype: cast to ``y0``'s), checked."""
+        dy = self._evaluate(time.to(self.dtype), y)
+        if not self.started:
+            self._check_start(dy, float(time.detach()))
+        return dy
+
+    def _check_start(self, dy: Tensor, t: float) -> None:
+        self.started = True
+        if not bool(torch.isfinite(dy.detach()).all()):
+            raise ValueError(
+                f"`func` returned non-finite values at the initial time t = {t:.6g} "
+                "(for the finite `y0`), so no step can start; check `func` there."
+            )
+
+    def _evaluate(self, time: Tensor, y: Tensor) -> Tensor:
         if self.layout is not None:
             dy = self.layout.flatten(self.func(time, self.layout.unflatten(y)), "func")
         else:
@@ -186,8 +203,13 @@ def _integrate(
     tableau: ButcherTableau,
     tolerances: tuple[float, float],
     settings: Settings,
+    observer: Observer | None = None,
 ) -> IntegrationResult:
-    """Run the shared core: adaptive between ``t[0]`` and ``t[-1]``, or on a fixed grid."""
+    """Run the shared core: adaptive between ``t[0]`` and ``t[-1]``, or on a fixed grid.
+
+    ``observer`` watches the attempted steps of an adaptive method (see
+    :func:`~odecourse.adaptive.integrate_adaptive`).
+    """
     t_span = (times[0], times[-1])
     if tableau.adaptive:
         controller = StepSizeController(
@@ -197,11 +219,35 @@ def _integrate(
             rhs, t_span, y0, tableau, rtol=tolerances[0], atol=tolerances[1], t_eval=times,
             first_step=settings.first_step, max_step=settings.max_step,
             max_steps=settings.max_num_steps, controller=controller, norm=settings.norm,
+            observer=observer, **_adaptive_extras(settings, rhs.dtype),
         )  # fmt: skip
-    grid = None if settings.step_size is not None else times
+    if settings.grid is not None:  # from options["grid_constructor"]
+        grid = settings.grid
+    else:
+        grid = None if settings.step_size is not None else times
     return integrate_fixed(
-        rhs, t_span, y0, settings.step_size, tableau, t_eval=times, grid=grid, max_steps=NO_LIMIT
-    )
+        rhs, t_span, y0, settings.step_size, tableau, t_eval=times, grid=grid, max_steps=NO_LIMIT,
+        **_fixed_extras(settings, rhs.dtype),
+    )  # fmt: skip
+
+
+def _adaptive_extras(settings: Settings, dtype: torch.dtype) -> dict[str, Any]:
+    """The core's arguments for ``step_t``, ``jump_t`` and ``min_step``; none by default."""
+    if not (settings.step_t or settings.jump_t or settings.min_step):
+        return {}
+    return {
+        "step_t": settings.step_t, "jump_t": settings.jump_t, "min_step": settings.min_step,
+        "nextafter": nextafter_in(dtype),
+    }  # fmt: skip
+
+
+def _fixed_extras(settings: Settings, dtype: torch.dtype) -> dict[str, Any]:
+    """The core's arguments for ``perturb`` and ``interp``; none by default."""
+    if not (settings.perturb or settings.interp):
+        return {}
+    return {
+        "perturb": settings.perturb, "interp": settings.interp, "nextafter": nextafter_in(dtype)
+    }  # fmt: skip
 
 
 def _raise_failure(result: IntegrationResult) -> None:
@@ -229,8 +275,9 @@ def odeint(
     atol: float = 1e-9,
     method: str | ButcherTableau | None = None,
     options: Mapping[str, Any] | None = None,
+    event_fn: Callable[[Tensor, Any], Tensor] | None = None,
     stats: SolveStats | None = None,
-) -> Tensor | tuple[Tensor, ...]:
+) -> Tensor | tuple[Tensor, ...] | tuple[Tensor, Tensor | tuple[Tensor, ...]]:
     r"""Solve :math:`y' = f(t, y)`, :math:`y(t_0) = y_0`, and return ``y`` at every time of ``t``.
 
     Parameters
@@ -246,10 +293,26 @@ def odeint(
         misleading "step size too small".
     t : Tensor, shape (T,)
         Output times, strictly increasing or strictly decreasing, floating, on
-        ``y0``'s device.  Only their values are used (cast to ``y0``'s dtype when
-        passed to ``func``): a ``t`` that requires grad is accepted and detached, so
-        gradients with respect to ``t`` are not computed (torchdiffeq computes them;
-        ``t.grad`` stays None here).
+        ``y0``'s device (cast to ``y0``'s dtype when passed to ``func``).  When
+        ``t`` requires grad (and grad mode is on) the result is differentiable with
+        respect to every ``t[i]``, as torchdiffeq's is: autograd differentiates the
+        numerical solution itself, with times held as float64 tensors.  A
+        fixed-step method steps on its grid (``t``; ``t[0] + k * step_size``, which
+        moves with ``t[0]``; or the tensor ``grid_constructor`` returns when called
+        again with ``t``, its ends tied to ``t[0]`` and ``t[-1]``) with tensor step
+        sizes, so the gradient is exact for the discrete solution.  An adaptive
+        method first solves without a graph (``torch.no_grad()``) to choose its
+        steps, then replays exactly those steps with tensor times: interior step
+        ends are ``t[0]`` plus constant offsets (after a ``step_t`` or ``jump_t``
+        time, offsets from that fixed time), the last one is ``t[-1]``, and outputs
+        in between come from the dense output at a tensor fraction.  The step sizes
+        the controller chose are constants, so the gradient differs from finite
+        differences of ``odeint`` by about the tolerance.  ``result[0]`` is ``y0``
+        and does not depend on ``t[0]``.  The values agree with those for
+        ``t.detach()`` to rounding; the adaptive replay costs about as many
+        evaluations as the solve, and ``stats.nfe`` counts both (``n_steps`` counts
+        the steps once).  Every option is honoured (``perturb`` and ``jump_t`` move
+        the tensor stage times by the same constants as the float ones).
     rtol, atol : float or Tensor
         Non-negative tolerances of the adaptive methods (torchdiffeq's defaults); a
         one-element tensor counts as its number, and a tensor that broadcasts to the
@@ -267,12 +330,79 @@ def odeint(
         replaces the RMS norm of the scaled error; for a tuple state it receives
         the tuple), ``safety`` in (0, 1], ``ifactor`` >= 1, ``dfactor`` in (0, 1)
         (torchdiffeq does not check these three; outside these ranges the controller
-        loops forever or shrinks the step every time).  Fixed step: ``step_size``.
-        Numbers may be given as one-element tensors.  Without ``step_size`` a
-        fixed-step method takes exactly one step from each output time to the
-        next, as torchdiffeq does; with it, it steps on the grid
-        ``t[0] + k * step_size`` (last step shortened to end at ``t[-1]``) and
-        fills the output times by dense output.
+        loops forever or shrinks the step every time), and:
+
+        - ``min_step`` (>= 0, at most ``max_step``; default 0): no step is shorter,
+          and a step of this size is accepted even when its error is too large,
+          as in torchdiffeq (accuracy is then no longer controlled);
+        - ``step_t``: times (a 1-D tensor or a list of numbers) that the steps
+          must land on exactly; a step that would pass one ends there;
+        - ``jump_t``: times where ``func`` is discontinuous.  The steps land on
+          them; the step that ends at a jump evaluates ``func`` at the float just
+          before it (on the side it comes from), and the step after it starts
+          with ``func`` evaluated afresh just past it, instead of reusing the last
+          stage (FSAL).  A jump at ``t[0]`` makes the first evaluation just past
+          ``t[0]``.  Steps then never straddle a discontinuity, which the error
+          control would otherwise resolve with many small rejected steps.
+          "Just before/past" is the neighbouring float of ``y0``'s dtype
+          (``nextafter``) in the direction of integration;
+        - ``dtype``: torchdiffeq's dtype of times and step sizes.  Ours are always
+          float64 (Python floats), so ``torch.float64`` (torchdiffeq's default) is
+          accepted and changes nothing; other dtypes are refused.
+
+        ``step_t`` and ``jump_t`` may be in any order; a time outside the interval
+        of ``t`` is ignored, a time in both lists is a jump, and only their values
+        are used (no gradient reaches them).
+
+        Fixed step: ``step_size``, or ``grid_constructor``, ``perturb``, ``interp``.
+        Without ``step_size`` a fixed-step method takes exactly one step from each
+        output time to the next, as torchdiffeq does; with it, it steps on the grid
+        ``t[0] + k * step_size`` (last step shortened to end at ``t[-1]``) and fills
+        the output times by dense output.
+
+        - ``grid_constructor``: a callable ``(func, y0, t) -> grid`` (excludes
+          ``step_size``), called once per solve with the arguments of this call.
+          The grid must be a 1-D real tensor, strictly monotone like ``t``, whose
+          first and last entries equal ``t[0]`` and ``t[-1]`` exactly; the steps go
+          from each grid point to the next;
+        - ``perturb`` (bool, default False): ``func`` never sees a grid time.  In
+          the step from :math:`t_n` to :math:`t_{n+1}` a stage at :math:`t_n` is
+          evaluated at the float just after it and a stage at :math:`t_{n+1}` at
+          the float just before it (in the direction of integration), so a
+          discontinuity at a grid time is seen from inside each step;
+        - ``interp``: ``"linear"`` or ``"cubic"``, how output times between grid
+          points are filled: linear interpolation between the ends of the step
+          (torchdiffeq's default) or cubic Hermite interpolation with the slopes
+          at both ends.  Without it, the method's dense output is used, which for
+          the built-in fixed-step methods is that same cubic Hermite.
+
+        Numbers may be given as one-element tensors.
+    event_fn : callable, optional
+        torchdiffeq's event mode.  ``event_fn(t, y)`` (``t`` a 0-d tensor of ``y0``'s
+        dtype, ``y`` like ``y0``) returns a real floating tensor: a scalar, or several
+        components of any shape.  ``t`` must then hold exactly two times: the
+        integration starts at ``t[0]`` and goes, without an end, in the direction of
+        ``t[1]``, until a component changes sign (or becomes exactly zero): the first
+        component to do so ends it, whatever the direction of its crossing.  A
+        component that is exactly zero at ``t[0]`` counts from its first nonzero value
+        at a step end (torchdiffeq's adaptive methods stop at once at ``t[0]`` instead).
+        After each accepted step the signs at its end are compared with those so far,
+        and the root is found by Brent's method on the step's dense output to about
+        4 units in the last place, as :func:`odecourse.solve_ivp` finds events
+        (fixed-step methods need ``options['step_size']``: they step on the grid
+        ``t[0] + k * step_size``, and locate the root on the dense output, or on the
+        ``interp`` interpolant when given).  Then the problem is solved again from
+        ``t[0]`` to the event time with gradients, and the implicit function theorem
+        makes the event time and state differentiable with respect to ``y0``, ``t[0]``,
+        the parameters of ``func`` and those of ``event_fn`` (in torchdiffeq only
+        ``odeint_event`` does this; see :mod:`odecourse.odeint_event`).  ``stats``
+        counts the search (the step that holds the event is taken twice, the second
+        time for its dense output), the second solve and one evaluation of ``func`` at
+        the event.  Raises
+        ``RuntimeError`` if no event occurs before ``max_num_steps`` steps (100000 grid
+        steps for a fixed-step method) or if the event is tangential and gradients are
+        needed; the options ``jump_t``, ``perturb`` and ``grid_constructor`` are not
+        supported with it.
     stats : SolveStats, optional
         Filled with the number of evaluations and steps (not a torchdiffeq argument).
 
@@ -281,7 +411,9 @@ def odeint(
     Tensor, shape (T, *S), or tuple of Tensors
         ``y`` at each time of ``t`` stacked along a new first dimension;
         ``result[0]`` equals ``y0``.  Differentiable with respect to ``y0`` and
-        whatever ``func`` depends on.
+        whatever ``func`` depends on.  With ``event_fn``: the pair
+        ``(event_t, solution)``, ``event_t`` a 0-d tensor of ``t``'s dtype and
+        ``solution`` of shape (2, *S), ``[y0, y(event_t)]``.
 
     Raises
     ------
@@ -304,7 +436,8 @@ def odeint(
     classical tableau (torchdiffeq's ``"rk4"`` uses the 3/8 rule: our ``"rk38"``);
     output times between steps come from the tableau's dense output (torchdiffeq
     fits its own quartic for dopri5, and interpolates linearly for fixed-grid
-    methods with ``step_size``); the step-size controller is SciPy's (an accepted
+    methods unless ``interp="cubic"``; pass ``interp="linear"`` to get its
+    fixed-grid outputs); the step-size controller is SciPy's (an accepted
     step may shrink the next one; torchdiffeq never shrinks after an acceptance);
     and torchdiffeq's dopri5 estimates the error with Shampine's alternative
     embedded weights, so its step sizes and NFE differ slightly (pass a
@@ -315,6 +448,13 @@ def odeint(
     ----------
     chen2018; hairer1993, Sec. II.4; dormand1980.
     """
+    if event_fn is not None:  # torchdiffeq's event mode: odecourse.odeint_event
+        from odecourse.odeint_event import solve_until_event
+
+        return solve_until_event(
+            odeint, func, y0, t, event_fn, rtol=rtol, atol=atol, method=method,
+            options=options, stats=stats,
+        )  # fmt: skip
     check_callable("func", func)
     flat_y0, layout = check_y0(y0)
     times = check_t(t, flat_y0)
@@ -329,9 +469,16 @@ def odeint(
     if tableau.adaptive:  # the float64 floor, as SciPy: torchdiffeq's rtol=1e-7 stays valid
         tolerances = (_floor_rtol(tolerances[0]), tolerances[1])
     settings = check_options(options, tableau)
+    if settings.grid_constructor is not None and len(times) > 1:
+        settings = constructed_grid(settings, func, y0, t, times)
     if layout is not None and tableau.adaptive:
         settings = dataclasses.replace(settings, norm=layout.flat_norm(settings.norm))
-    solution = _solve(func, flat_y0, times, tableau, tolerances, settings, layout, stats)
+    if tracks_time(t):  # differentiable in t: tensor times (odecourse._time_grad)
+        solution = solve_tracking_time(
+            func, flat_y0, t, times, tableau, tolerances, settings, layout, stats
+        )
+    else:
+        solution = _solve(func, flat_y0, times, tableau, tolerances, settings, layout, stats)
     return solution if layout is None else layout.unstack(solution)
 
 
