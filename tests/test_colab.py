@@ -40,7 +40,10 @@ def _run_cell(source: str, monkeypatch: pytest.MonkeyPatch, *, colab: bool) -> l
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     if colab:
-        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+        google, colab_module = types.ModuleType("google"), types.ModuleType("google.colab")
+        google.colab = colab_module
+        monkeypatch.setitem(sys.modules, "google", google)
+        monkeypatch.setitem(sys.modules, "google.colab", colab_module)
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     exec(compile(source, "<colab cell>", "exec"), {"__name__": "__main__"})
