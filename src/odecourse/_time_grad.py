@@ -6,8 +6,11 @@ autograd.  When ``t`` requires grad (and grad mode is on), ``odeint`` calls
 every time held as a float64 tensor: step ends, step sizes
 :math:`h_n = t_{n+1} - t_n`, stage times :math:`t_n + c_i h_n` and the
 dense-output fraction :math:`\theta = (t_i - t_n)/h_n`.  Autograd then
-differentiates the numerical solution itself with respect to every :math:`t_i`,
-which is what finite differences of ``odeint`` measure.
+differentiates the solver's arithmetic with respect to every :math:`t_i`.  For a
+fixed-step method this is the derivative of the numerical solution itself, which
+is what finite differences of ``odeint`` measure; for an adaptive method the
+controller's step sizes are held constant (below), and the two differ by at most
+about the tolerance.
 
 - A fixed-step method needs no float pass: its grid is known from ``t`` (one
   step per output interval), from ``t[0] + k * step_size`` (moving with

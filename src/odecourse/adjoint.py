@@ -7,8 +7,8 @@ from :math:`T` to :math:`t_0`, the augmented system
 
 .. math::
     \dot y = f(t, y, \theta), \qquad
-    \dot a = -a^{\mathsf T} \frac{\partial f}{\partial y}, \qquad
-    \dot a_\theta = -a^{\mathsf T} \frac{\partial f}{\partial \theta},
+    \dot a = -\Big(\frac{\partial f}{\partial y}\Big)^{\mathsf T} a, \qquad
+    \dot a_\theta = -\Big(\frac{\partial f}{\partial \theta}\Big)^{\mathsf T} a,
 
 from :math:`y(T)`, :math:`a(T) = \partial L/\partial y(T)`, :math:`a_\theta(T) = 0`;
 then :math:`\partial L/\partial y_0 = a(t_0)` and
@@ -325,8 +325,8 @@ def odeint_adjoint(
 
     .. math::
         \frac{d}{dt}\begin{pmatrix} y \\ a \\ a_\theta \end{pmatrix} =
-        \begin{pmatrix} f(t, y) \\ -a^{\mathsf T} \partial_y f \\
-        -a^{\mathsf T} \partial_\theta f \end{pmatrix}
+        \begin{pmatrix} f(t, y) \\ -(\partial_y f)^{\mathsf T} a \\
+        -(\partial_\theta f)^{\mathsf T} a \end{pmatrix}
 
     from :math:`t_i` to :math:`t_{i-1}`, restarting :math:`y` from the stored
     forward value and adding :math:`\partial L/\partial y(t_{i-1})` to :math:`a`.

@@ -307,7 +307,7 @@ def odeint(
         time, offsets from that fixed time), the last one is ``t[-1]``, and outputs
         in between come from the dense output at a tensor fraction.  The step sizes
         the controller chose are constants, so the gradient differs from finite
-        differences of ``odeint`` by about the tolerance.  ``result[0]`` is ``y0``
+        differences of ``odeint`` by at most about the tolerance.  ``result[0]`` is ``y0``
         and does not depend on ``t[0]``.  The values agree with those for
         ``t.detach()`` to rounding; the adaptive replay costs about as many
         evaluations as the solve, and ``stats.nfe`` counts both (``n_steps`` counts
@@ -402,7 +402,9 @@ def odeint(
         ``RuntimeError`` if no event occurs before ``max_num_steps`` steps (100000 grid
         steps for a fixed-step method) or if the event is tangential and gradients are
         needed; the options ``jump_t``, ``perturb`` and ``grid_constructor`` are not
-        supported with it.
+        supported with it.  With the default ``max_num_steps`` (2**31 - 1,
+        torchdiffeq's) a problem without an event can run for a very long time: set
+        ``options['max_num_steps']`` when the event may not occur.
     stats : SolveStats, optional
         Filled with the number of evaluations and steps (not a torchdiffeq argument).
 
