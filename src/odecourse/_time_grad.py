@@ -270,8 +270,13 @@ def _hermite(step: _Step, s: Tensor) -> Tensor:
     return step.y_old + s.to(dtype) * dy + (s * (s - 1)).to(dtype) * bracket
 
 
-def _replay(replay: _Replay, y0: Tensor, grid: list[_Time], times: list[_Time]) -> Tensor:
+def _replay(
+    replay: _Replay, y0: Tensor, grid: list[_Time], times: list[_Time], callbacks: Any = None
+) -> Tensor:
     """Step from each point of ``grid`` to the next; fill the output ``times`` on the way.
+
+    ``callbacks`` (a fixed-step method's :class:`~odecourse._step_callbacks.StepCallbacks`)
+    sees each step before it is taken, with the float times of the core.
 
     As in the core, an output time inside a step comes from its dense output and
     one at a step end is the step's result.  When the output time and the step end
@@ -283,6 +288,8 @@ def _replay(replay: _Replay, y0: Tensor, grid: list[_Time], times: list[_Time]) 
     slope, last = replay.first_slope(grid[0], y0), len(grid) - 2
     y = y0
     for n, (t_old, t_new) in enumerate(itertools.pairwise(grid)):
+        if callbacks is not None:
+            callbacks.before(t_old.value, y, t_new.value - t_old.value)
         step = replay.step(t_old, t_new, y, slope)
         slope = replay.next_slope(step, t_new) if n < last else None
         while i < len(times) and direction * (times[i].value - t_new.value) <= 0:
@@ -369,13 +376,16 @@ def solve_tracking_time(
     settings: Any,
     layout: Any,
     stats: Any,
+    callbacks: Any = None,
 ) -> Tensor:
     """``odeint``'s ``_solve`` for a ``t`` that requires grad: differentiable in every ``t_i``.
 
     Parameters are those of ``odecourse.odeint._solve`` plus ``t`` itself (``values``
     are its validated float values).  Returns the outputs stacked along a new first
     dimension.  ``stats.nfe`` counts the float pass (adaptive methods) and the replay;
-    ``n_steps`` and ``n_rejected`` count the steps once.
+    ``n_steps`` and ``n_rejected`` count the steps once.  The step ``callbacks`` are
+    called once per attempted step: in the float pass of an adaptive method (which
+    chooses the steps; its states carry no graph), in the replay of a fixed-step one.
     """
     from odecourse.odeint import (  # here: odeint imports this module
         _check_finite_solution,
@@ -397,7 +407,7 @@ def solve_tracking_time(
                 starts.append(t)
 
         with torch.no_grad():
-            result = _integrate(rhs, y0, values, tableau, tolerances, settings, observer=observer)
+            result = _integrate(rhs, y0, values, tableau, tolerances, settings, observer, callbacks)
         if stats is not None:
             stats.add(result)
         if result.status < 0:
@@ -410,7 +420,7 @@ def solve_tracking_time(
         grid = _fixed_grid(times, settings, func, user_y0, t)
         n_steps = len(grid) - 1
     replay = _Replay(rhs.at, tableau, settings, values, y0.dtype, y0.device)
-    solution = _replay(replay, y0, grid, times)
+    solution = _replay(replay, y0, grid, times, None if tableau.adaptive else callbacks)
     if stats is not None:
         stats.nfe += replay.n
         stats.n_steps += n_steps

@@ -67,6 +67,8 @@ MAX_FACTOR = 10.0  #: largest allowed ratio h_new / h
 Norm = Callable[[Any], Any]
 #: ``observer(t, h, err, accepted, y_new)``, called after every attempted step.
 Observer = Callable[[float, float, float, bool, Any], None]
+#: ``before_step(t, y, h)``, called before every attempted step (torchdiffeq's ``callback_step``).
+BeforeStep = Callable[[float, Any, float], None]
 
 
 def error_norm(
@@ -333,14 +335,15 @@ def _attempt(
     observer: Observer | None = None,
     dense: bool = True,
     floor: float = 0.0,
+    before_step: BeforeStep | None = None,
 ) -> tuple[_Accepted | None, float, int]:
     """Try steps from ``t`` until one is accepted or the step size underflows.
 
     Returns the accepted step (None on underflow), the proposed next ``|h|`` and
-    the number of rejections.  ``observer`` sees every attempt.  With ``dense``
-    False nobody will interpolate, and the step carries no dense output.  A
-    positive ``floor`` (the user's ``min_step``) bounds ``|h|`` from below, and a
-    step that short is accepted whatever its error.
+    the number of rejections.  ``before_step`` and ``observer`` see every attempt,
+    before it and after it.  With ``dense`` False nobody will interpolate, and the
+    step carries no dense output.  A positive ``floor`` (the user's ``min_step``)
+    bounds ``|h|`` from below, and a step that short is accepted whatever its error.
     """
     direction = 1.0 if t1 > t else -1.0
     min_step = _min_step(t, direction)
@@ -353,6 +356,8 @@ def _attempt(
         if direction * (t_new - t1) > 0:
             t_new = t1
         h = t_new - t
+        if before_step is not None:
+            before_step(t, y, h)
         step = rk_step(f, t, y, h, tableau, k0=f_t)
         err = error_norm(step.error, y, step.y, tol.rtol, tol.atol, tol.norm, step.error2)
         factor = controller.factor(err, after_rejection=rejected > 0)
@@ -396,6 +401,7 @@ def integrate_adaptive(
     jump_t: Sequence[float] = (),
     min_step: float = 0.0,
     nextafter: Callable[[float, float], float] = math.nextafter,
+    before_step: BeforeStep | None = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` over ``t_span`` with an embedded Runge-Kutta pair.
 
@@ -461,6 +467,12 @@ def integrate_adaptive(
         ``nextafter(t, toward)``, the neighbouring time that ``f`` can tell apart
         from ``t`` (``math.nextafter`` for float64; the torch front end passes the
         float32 one for float32 states).  Used by ``jump_t`` only.
+    before_step : callable, optional
+        Called as ``before_step(t, y, h)`` before every attempted step, accepted or
+        rejected, with its start ``t``, the state ``y`` there and the signed step
+        ``h`` (after it was shortened to land on ``t_span[1]`` or a time of
+        ``step_t``/``jump_t``); it only watches.  ``odeint`` calls torchdiffeq's
+        ``callback_step`` from it.
 
     Returns
     -------
@@ -497,12 +509,13 @@ def integrate_adaptive(
             break
         if stops is None:
             step, h_abs, rejected = _attempt(
-                f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer, interpolate
-            )
+                f, t, y, f_t, h_abs, t1, tableau, controller, tol, observer, interpolate,
+                0.0, before_step,
+            )  # fmt: skip
         else:
             step, h_abs, rejected = _attempt_to_stop(
                 f, t, y, f_t, h_abs, t1, stops, tableau, controller, tol, observer,
-                interpolate, min_step, nextafter,
+                interpolate, min_step, nextafter, before_step,
             )  # fmt: skip
         counts["n_rejected"] += rejected
         if step is None:
@@ -533,6 +546,7 @@ def _attempt_to_stop(
     dense: bool,
     floor: float,
     nextafter: Callable[[float, float], float],
+    before_step: BeforeStep | None = None,
 ) -> tuple[_Accepted | None, float, int]:
     """:func:`_attempt` towards the next of ``stops`` (then ``t1``), with ``min_step``.
 
@@ -541,8 +555,9 @@ def _attempt_to_stop(
     """
     target, rhs = stops[0] if stops else (t1, f)
     step, h_abs, rejected = _attempt(
-        rhs, t, y, f_t, h_abs, target, tableau, controller, tol, observer, dense, floor
-    )
+        rhs, t, y, f_t, h_abs, target, tableau, controller, tol, observer, dense, floor,
+        before_step,
+    )  # fmt: skip
     if step is not None and stops and step.t == target:
         del stops[0]
         if rhs is not f and target != t1:  # crossed a jump: f afresh on the far side

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from odecourse._step_callbacks import CALLBACK_NAMES, find_callbacks, lookup
 from odecourse._torch_args import (
     ADAPTIVE_OPTIONS,
     FIXED_OPTIONS,
@@ -71,13 +72,22 @@ class _AdjointProblem:
     backward: dict[str, Any]
     params: tuple[Tensor, ...]
     stats: SolveStats | None
+    callbacks: dict[str, Callable] | None = None  # the user's *_adjoint step callbacks
 
 
 class _AugmentedDynamics:
-    """The right-hand side of the adjoint system on the tuple ``(y, a, *a_theta)``."""
+    """The right-hand side of the adjoint system on the tuple ``(y, a, *a_theta)``.
 
-    def __init__(self, func: Callable, params: tuple[Tensor, ...]) -> None:
+    ``callbacks`` (the user's ``*_adjoint`` step callbacks, keyed by the forward
+    names) become its own ``callback_step`` etc., which the backward ``odeint`` calls.
+    """
+
+    def __init__(
+        self, func: Callable, params: tuple[Tensor, ...], callbacks: dict | None = None
+    ) -> None:
         self.func, self.params = func, params
+        for name, callback in (callbacks or {}).items():
+            setattr(self, name, callback)
 
     def __call__(self, t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         y, a = state[0], state[1]
@@ -107,7 +117,7 @@ def _backward_solve(
     Returns ``(dL/dy0, dL/dt, *dL/dtheta)``; ``dL/dt`` is None unless ``time_gradient``.
     """
     _check_incoming(grad_ys, problem.times)
-    dynamics = _AugmentedDynamics(problem.func, problem.params)
+    dynamics = _AugmentedDynamics(problem.func, problem.params, problem.callbacks)
     a = grad_ys[-1]
     arrived = None  # a(t_0) from the later outputs, before dL/dy(t_0) is added
     a_theta = tuple(torch.zeros_like(p) for p in problem.params)
@@ -348,6 +358,18 @@ def odeint_adjoint(
     backward pass.  torchdiffeq integrates an extra adjoint of time for
     :math:`t_0` instead; the two agree to the tolerance.  Taught in Chapter 7.
 
+    Step callbacks: the forward solve calls ``func.callback_step``,
+    ``callback_accept_step`` and ``callback_reject_step`` as
+    :func:`~odecourse.odeint.odeint` does.  The backward solves call
+    ``callback_step_adjoint``, ``callback_accept_step_adjoint`` and
+    ``callback_reject_step_adjoint`` in the same way: ``t0`` and ``dt`` in the real
+    time of the solve from :math:`t_i` back to :math:`t_{i-1}` (so ``dt < 0`` when
+    ``t`` increases), and as ``y0`` the state of the adjoint system, the tuple
+    ``(y, a, *a_theta)`` (``y`` and ``a`` packed flat for a tuple state;
+    torchdiffeq passes ``(vjp_t, y, a, *vjp_params)`` and ``|dt|``).  With a
+    fixed-step adjoint method the two ``_adjoint`` accept and reject callbacks
+    are never called, with a warning at the call of ``odeint_adjoint``.
+
     References
     ----------
     pontryagin1962; chen2018; kidger2021.
@@ -374,22 +396,44 @@ def odeint_adjoint(
     backward = _backward_settings(
         method, options, check_tolerance("rtol", rtol), check_tolerance("atol", atol), adjoint
     )
+    callbacks = None  # the backward solves' step callbacks, looked up once
+    if len(times) > 1:
+        tableau = resolve_method(backward["method"])
+        callbacks = find_callbacks(func, tableau.name, tableau.adaptive, adjoint=True)
     if layout is not None:
         func = _FlatFunc(func, layout)
         forward["options"] = _flat_forward_options(options, layout, method)
-    problem = _AdjointProblem(func, times, t.dtype, forward, backward, params, stats)
+    problem = _AdjointProblem(func, times, t.dtype, forward, backward, params, stats, callbacks)
     ys = _OdeintAdjoint.apply(problem, flat_y0, t, *params)
     return ys if layout is None else layout.unstack(ys)
 
 
 class _FlatFunc:
-    """``func`` of a tuple state, seen as a function of the packed flat state."""
+    """``func`` of a tuple state, seen as a function of the packed flat state.
+
+    The step callbacks of ``func`` are passed on, with the state unpacked into a tuple.
+    """
 
     def __init__(self, func: Callable, layout: TupleLayout) -> None:
         self.func, self.layout = func, layout
+        for name in CALLBACK_NAMES:
+            callback = lookup(func, name)
+            if callable(callback):
+                callback = _unpacking(callback, layout)
+            if callback is not None:  # a non-callable one: odeint names it in a TypeError
+                setattr(self, name, callback)
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         return self.layout.flatten(self.func(t, self.layout.unflatten(y)), "func")
+
+
+def _unpacking(callback: Callable, layout: TupleLayout) -> Callable:
+    """``callback(t0, y0, dt)`` for the packed state: it receives ``y0`` as the user's tuple."""
+
+    def unpacked(t0: Tensor, y0: Tensor, dt: Tensor) -> Any:
+        return callback(t0, layout.unflatten(y0), dt)
+
+    return unpacked
 
 
 def _flat_forward_options(

@@ -125,6 +125,7 @@ def integrate_fixed(
     perturb: bool = False,
     interp: str | None = None,
     nextafter: Callable[[float, float], float] = math.nextafter,
+    before_step: Callable[[float, Any, float], None] | None = None,
 ) -> IntegrationResult:
     r"""Integrate ``y' = f(t, y)`` with a constant step size ``h`` on :func:`fixed_grid`.
 
@@ -179,6 +180,10 @@ def integrate_fixed(
     nextafter : callable
         ``nextafter(t, toward)``, the neighbouring time that ``f`` can tell apart
         from ``t`` (``math.nextafter`` for float64).  Used by ``perturb`` only.
+    before_step : callable, optional
+        Called as ``before_step(t, y, h)`` before every step, with its start ``t``,
+        the state ``y`` there and the signed step ``h``; it only watches.  ``odeint``
+        calls torchdiffeq's ``callback_step`` from it.
 
     Returns
     -------
@@ -215,6 +220,8 @@ def integrate_fixed(
         if direction * (t_new - t) <= 0:
             status, message = -1, _unresolved(t, h)
             break
+        if before_step is not None:
+            before_step(t, y, t_new - t)
         try:
             if perturb:
                 outcome = _perturbed_step(f, t, t_new, y, f_t, tableau, interp, nextafter)

@@ -33,6 +33,14 @@ import torch
 from torch import Tensor, nn
 
 from odecourse._loop import IntegrationResult
+from odecourse._step_callbacks import (
+    ADJOINT_CALLBACK_NAMES,
+    CALLBACK_NAMES,
+    StepCallbacks,
+    find_callbacks,
+    lookup,
+    step_callbacks,
+)
 from odecourse._time_grad import solve_tracking_time, tracks_time
 from odecourse._torch_args import (
     ADAPTIVE_METHODS,
@@ -111,6 +119,8 @@ class CountedFunc(nn.Module):
     ``.to(device)`` and ``odeint_adjoint`` see its parameters.  A plain
     function has none: ``odeint_adjoint`` then needs ``adjoint_params``.
     Works with torchdiffeq too (it is just a module with a ``forward(t, y)``).
+    The step callbacks that ``func`` has when it is wrapped (``callback_step`` and
+    the others, see :func:`odeint`) become the wrapper's, so the solvers call them.
 
     Examples
     --------
@@ -126,6 +136,10 @@ class CountedFunc(nn.Module):
         super().__init__()
         self.func = check_callable("func", func)
         self.nfe = 0
+        for name in (*CALLBACK_NAMES, *ADJOINT_CALLBACK_NAMES):  # torchdiffeq's step callbacks
+            callback = lookup(func, name)
+            if callback is not None:
+                setattr(self, name, callback)
 
     @property
     def wraps_module(self) -> bool:
@@ -204,13 +218,18 @@ def _integrate(
     tolerances: tuple[float, float],
     settings: Settings,
     observer: Observer | None = None,
+    callbacks: StepCallbacks | None = None,
 ) -> IntegrationResult:
     """Run the shared core: adaptive between ``t[0]`` and ``t[-1]``, or on a fixed grid.
 
     ``observer`` watches the attempted steps of an adaptive method (see
-    :func:`~odecourse.adaptive.integrate_adaptive`).
+    :func:`~odecourse.adaptive.integrate_adaptive`); ``callbacks`` are the user's
+    step callbacks (:mod:`odecourse._step_callbacks`), None when ``func`` has none.
     """
     t_span = (times[0], times[-1])
+    before_step = None
+    if callbacks is not None:
+        before_step, observer = callbacks.before, callbacks.observer(observer)
     if tableau.adaptive:
         controller = StepSizeController(
             tableau.error_order, settings.safety, settings.dfactor, settings.ifactor
@@ -219,7 +238,7 @@ def _integrate(
             rhs, t_span, y0, tableau, rtol=tolerances[0], atol=tolerances[1], t_eval=times,
             first_step=settings.first_step, max_step=settings.max_step,
             max_steps=settings.max_num_steps, controller=controller, norm=settings.norm,
-            observer=observer, **_adaptive_extras(settings, rhs.dtype),
+            observer=observer, before_step=before_step, **_adaptive_extras(settings, rhs.dtype),
         )  # fmt: skip
     if settings.grid is not None:  # from options["grid_constructor"]
         grid = settings.grid
@@ -227,7 +246,7 @@ def _integrate(
         grid = None if settings.step_size is not None else times
     return integrate_fixed(
         rhs, t_span, y0, settings.step_size, tableau, t_eval=times, grid=grid, max_steps=NO_LIMIT,
-        **_fixed_extras(settings, rhs.dtype),
+        before_step=before_step, **_fixed_extras(settings, rhs.dtype),
     )  # fmt: skip
 
 
@@ -446,6 +465,23 @@ def odeint(
     ``ButcherTableau`` with those ``b_hat`` to reproduce them).  Taught in
     Chapter 7.
 
+    Step callbacks, as in torchdiffeq: if ``func`` has a method (or attribute)
+    ``callback_step(t0, y0, dt)``, it is called before every attempted step, and
+    ``callback_accept_step`` or ``callback_reject_step`` after each attempt of an
+    adaptive method, whichever applies.  A fixed-step method accepts every step
+    without an error estimate: it never calls those two and warns (``UserWarning``)
+    when ``func`` has them.  ``t0`` and ``dt`` are 0-d float64 tensors on ``y0``'s
+    device, the start of the attempt and its signed length, so ``t0 + dt`` is its
+    end also backwards in time (torchdiffeq passes ``|dt|`` there); ``y0`` is the
+    state at ``t0``, shaped like ``y0`` (a tuple for a tuple).  The callbacks are
+    looked up once per call (one that is not callable is a ``TypeError``); they only
+    watch and change no result, and without them the solver runs its plain loop.
+    When ``t`` requires grad each step is reported once: by the graph-free pass
+    of an adaptive method (which chooses the steps; its states carry no graph), by
+    the differentiable replay of a fixed-step one.  With ``event_fn`` they are
+    called by the solve from ``t[0]`` to the event time, not by the search that
+    locates the event (torchdiffeq calls them in its search, its only solve).
+
     References
     ----------
     chen2018; hairer1993, Sec. II.4; dormand1980.
@@ -475,12 +511,17 @@ def odeint(
         settings = constructed_grid(settings, func, y0, t, times)
     if layout is not None and tableau.adaptive:
         settings = dataclasses.replace(settings, norm=layout.flat_norm(settings.norm))
+    # torchdiffeq's step callbacks, looked up once: None (the plain core) when func has none
+    found = find_callbacks(func, tableau.name, tableau.adaptive) if len(times) > 1 else None
+    callbacks = step_callbacks(found, layout, flat_y0.device)
     if tracks_time(t):  # differentiable in t: tensor times (odecourse._time_grad)
         solution = solve_tracking_time(
-            func, flat_y0, t, times, tableau, tolerances, settings, layout, stats
+            func, flat_y0, t, times, tableau, tolerances, settings, layout, stats, callbacks
         )
     else:
-        solution = _solve(func, flat_y0, times, tableau, tolerances, settings, layout, stats)
+        solution = _solve(
+            func, flat_y0, times, tableau, tolerances, settings, layout, stats, callbacks
+        )
     return solution if layout is None else layout.unstack(solution)
 
 
@@ -505,12 +546,13 @@ def _solve(
     settings: Settings,
     layout: TupleLayout | None,
     stats: SolveStats | None,
+    callbacks: StepCallbacks | None = None,
 ) -> Tensor:
     """Integrate the validated problem and stack the outputs along a new first dimension."""
     if len(times) == 1:
         return torch.stack([y0])
     rhs = _TensorRHS(func, y0, layout)
-    result = _integrate(rhs, y0, times, tableau, tolerances, settings)
+    result = _integrate(rhs, y0, times, tableau, tolerances, settings, callbacks=callbacks)
     if stats is not None:
         stats.add(result)
     if result.status < 0:
