@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from odecourse._arrays import add_scaled
+from odecourse._arrays import add_scaled, is_torch
 from odecourse._validation import check_choice, real_array
 
 __all__ = [
@@ -313,16 +313,29 @@ def _is_int(value: Any) -> bool:
 class _Terms(tuple):
     """The ``(j, w_j)`` pairs of a weighted sum of stages, and the same as two arrays.
 
-    ``columns`` gives the stage indices (a slice when they are consecutive) and the
-    weights as a column, for stages stacked as the rows of one array.
+    :meth:`columns` gives the stage indices (a slice when they are consecutive) and the
+    weights as an array of one row per term, for stages stacked as the rows of one array.
     """
 
-    @cached_property
-    def columns(self) -> tuple[slice | np.ndarray, np.ndarray]:
+    def columns(self, width: int) -> tuple[slice | np.ndarray, np.ndarray]:
+        """Stage indices and weights, each weight repeated ``width`` times along its row.
+
+        Multiplying stacked stages by an array of their own shape is cheaper than
+        broadcasting a column of weights across them; the arrays are built once per width.
+        """
+        try:
+            return self._by_width[width]
+        except AttributeError:
+            self._by_width: dict[int, tuple[slice | np.ndarray, np.ndarray]] = {}
+        except KeyError:
+            pass
         index = [j for j, _ in self]
         consecutive = index == list(range(index[0], index[-1] + 1))
         rows = slice(index[0], index[-1] + 1) if consecutive else np.array(index)
-        return rows, np.array([[w] for _, w in self])
+        weights = np.repeat(np.array([[w] for _, w in self]), width, axis=1)
+        weights.flags.writeable = False
+        self._by_width[width] = rows, weights
+        return rows, weights
 
 
 def _nonzero(weights: np.ndarray) -> _Terms:
@@ -332,21 +345,30 @@ def _nonzero(weights: np.ndarray) -> _Terms:
 def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[Any]) -> Any:
     """Return :math:`y + h \\sum_j w_j k_j` over the given ``(j, w_j)`` terms.
 
-    The sum runs left to right, :math:`(w_1 k_1 + w_2 k_2) + w_3 k_3 + \\dots`.  Stages
-    stacked as the rows of one float64 array (as :func:`rk_step` keeps them for a NumPy
-    state) are summed in that same order by ``np.add.accumulate`` in one pass per operation
-    instead of one per term, so the result is the same to the last bit.
+    With ``y`` None it returns :math:`h \\sum_j w_j k_j` alone (an error estimate).  The sum
+    runs left to right, :math:`(w_1 k_1 + w_2 k_2) + w_3 k_3 + \\dots`.  Stages stacked as
+    the rows of one float64 array (as :func:`rk_step` keeps them for a NumPy state) are
+    summed in that same order by ``np.add.accumulate`` in one pass per operation instead of
+    one per term, so the result is the same to the last bit; torch tensors are summed by
+    ``Tensor.add`` with ``alpha``, one fused operation (and autograd node) per term.
     """
     if not terms:
-        return y
+        return 0.0 if y is None else y
     if type(k) is np.ndarray:
-        rows, weights = (terms if isinstance(terms, _Terms) else _Terms(terms)).columns
-        return y + h * np.add.accumulate(weights * k[rows], axis=0)[-1]
+        rows, weights = (terms if type(terms) is _Terms else _Terms(terms)).columns(k.shape[1])
+        total = weights * k[rows]
+        # The running sum's last row is the whole sum; one term needs no sum.
+        total = np.add.accumulate(total, 0)[-1] if len(total) > 1 else total[0]
+        return h * total if y is None else y + h * total
     (first, weight), *rest = terms
     dy = weight * k[first]
+    if type(dy) is np.ndarray or not is_torch(dy):
+        for j, w in rest:
+            dy = dy + w * k[j]
+        return h * dy if y is None else add_scaled(y, h, dy)
     for j, w in rest:
-        dy = add_scaled(dy, w, k[j])
-    return add_scaled(y, h, dy)
+        dy = dy.add(k[j], alpha=w)
+    return h * dy if y is None else y.add(dy, alpha=h)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs microseconds per step to build
@@ -423,18 +445,20 @@ def rk_step(
             "(use odecourse.implicit.implicit_rk_step)."
         )
     k = _stage_storage(y, k0, tableau.stages)
+    # For stacked stages, h as a 0-d array: NumPy multiplies by it faster than by a float.
+    scale = np.array(h) if type(k) is np.ndarray else h
     stage_y = y
     for i, row in enumerate(tableau._rows):
         if i == 0 and k0 is not None:
             k[0] = k0
             continue
-        stage_y = _combine(y, h, row, k)
+        stage_y = _combine(y, scale, row, k)
         k[i] = f(t + tableau._nodes[i] * h, stage_y)
     weights, error_weights = tableau._weights
     # For an FSAL tableau the last stage was evaluated at y_{n+1} itself.
-    y_new = stage_y if tableau.fsal else _combine(y, h, weights, k)
-    error = _combine(0.0, h, error_weights, k) if tableau.adaptive else None
-    error2 = None if tableau.b_hat2 is None else _combine(0.0, h, tableau._error2_weights, k)
+    y_new = stage_y if tableau.fsal else _combine(y, scale, weights, k)
+    error = _combine(None, scale, error_weights, k) if tableau.adaptive else None
+    error2 = None if tableau.b_hat2 is None else _combine(None, scale, tableau._error2_weights, k)
     return RKStep(y=y_new, k=tuple(k), error=error, error2=error2)
 
 
