@@ -278,9 +278,43 @@ def test_stacked_stages_give_the_same_bits_as_the_term_by_term_sum(name):
         k = rng.standard_normal((tableau.stages, n)) * np.logspace(-8, 8, tableau.stages)[:, None]
         rows = [*tableau._rows, *tableau._weights, tableau._error2_weights]
         for terms in rows:
-            stacked = _combine(y, 0.37, terms, k)
-            listed = _combine(y, 0.37, terms, list(k))
-            assert stacked.tobytes() == listed.tobytes()
+            for base in (y, None):  # None: an error estimate, h * sum alone
+                listed = _combine(base, 0.37, terms, list(k))
+                for h in (0.37, np.array(0.37)):  # rk_step passes h as a 0-d array
+                    stacked = _combine(base, h, terms, k)
+                    assert np.asarray(stacked).tobytes() == np.asarray(listed).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_tensor_stage_sums_give_the_bits_of_the_plain_formula(dtype):
+    # _combine multiplies the first stage by a cached 0-d tensor of the weight (for float32
+    # and float64) to spare torch wrapping the float; the bits must be those of w * k.
+    from odecourse.runge_kutta import _combine
+
+    tableau = TABLEAUS["dopri5"]
+    generator = torch.Generator().manual_seed(4)
+    k = [torch.randn(64, 3, generator=generator).to(dtype) * 3.0**j for j in range(7)]
+    y = torch.randn(64, 3, generator=generator).to(dtype)
+    for terms in [*tableau._rows[1:], *tableau._weights]:
+        (first, weight), *rest = terms
+        dy = weight * k[first]
+        for j, w in rest:
+            dy = dy.add(k[j], alpha=w)
+        assert torch.equal(_combine(y, 0.37, terms, k), y.add(dy, alpha=0.37))
+        assert torch.equal(_combine(None, 0.37, terms, k), 0.37 * dy)
+
+
+def test_scalar_like_makes_a_tensor_only_where_no_bit_changes():
+    from odecourse._arrays import scalar_like
+
+    for dtype in (torch.float32, torch.float64):
+        value = scalar_like(1e-6, torch.ones(2, dtype=dtype))
+        assert isinstance(value, torch.Tensor) and value.dtype == dtype and value.ndim == 0
+        assert value.device.type == "cpu" and float(value) == float(torch.tensor(1e-6, dtype=dtype))
+    # Half precisions compute with the unrounded float; NumPy and non-floats pass as they are.
+    for x, value in [(torch.ones(2, dtype=torch.float16), 1e-6), (np.ones(2), 1e-6),
+                     (torch.ones(2), 3), (torch.ones(2), np.float64(0.5))]:  # fmt: skip
+        assert scalar_like(value, x) is value
 
 
 def test_rk_step_stacks_only_float64_vectors():

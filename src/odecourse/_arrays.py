@@ -18,7 +18,16 @@ import numpy as np
 from scipy.linalg import lu_solve as _scipy_lu_solve
 from scipy.linalg.lapack import dgetrs, zgetrs
 
-__all__ = ["add_scaled", "all_finite", "detach", "is_torch", "lu_solve", "maximum", "rms_norm"]
+__all__ = [
+    "add_scaled",
+    "all_finite",
+    "detach",
+    "is_torch",
+    "lu_solve",
+    "maximum",
+    "rms_norm",
+    "scalar_like",
+]
 
 
 def is_torch(x: Any) -> bool:
@@ -31,6 +40,25 @@ def add_scaled(y: Any, a: float, x: Any) -> Any:
     if type(x) is not np.ndarray and is_torch(x) and is_torch(y):
         return y.add(x, alpha=a)
     return y + a * x
+
+
+def scalar_like(value: Any, x: Any) -> Any:
+    """``value`` as a 0-d CPU tensor of ``x``'s dtype, if that changes no bit; else as is.
+
+    For a float32 or float64 tensor ``x`` and a Python float ``value``, ``value * x`` and
+    ``x * scalar_like(value, x)`` agree to the last bit (torch rounds the float to the
+    tensor's dtype either way), but the tensor spares torch wrapping and casting the float
+    on every call.  Half precisions compute with the unrounded float, so they keep it.
+    """
+    if (
+        type(value) is float
+        and type(x) is not np.ndarray
+        and is_torch(x)
+        and x.is_floating_point()
+        and x.dtype.itemsize >= 4
+    ):
+        return x.new_tensor(value, device="cpu")
+    return value
 
 
 def detach(x: Any) -> Any:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from odecourse._arrays import detach, is_torch, maximum, rms_norm
+from odecourse._arrays import detach, is_torch, maximum, rms_norm, scalar_like
 from odecourse._loop import (
     SUCCESS_MESSAGE,
     TERMINATION_MESSAGE,
@@ -489,7 +489,7 @@ def integrate_adaptive(
     # Without step_t, jump_t and min_step the loop below is the plain one.
     stops = _stops(f, t0, t1, step_t, jump_t, nextafter) if step_t or jump_t or min_step else None
     f_t = f(t0, y0) if not jump_t or t0 not in jump_t else f(nextafter(t0, t1), y0)
-    tol = _Tolerances(rtol, atol, max_step, norm)
+    tol = _Tolerances(scalar_like(rtol, y0), scalar_like(atol, y0), max_step, norm)
     if first_step is None:
         h_abs = select_initial_step(
             f, t0, y0, f_t, t1, tableau.error_order, rtol, atol, max_step, norm

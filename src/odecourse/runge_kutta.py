@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from odecourse._arrays import add_scaled, is_torch
+from odecourse._arrays import add_scaled, is_torch, scalar_like
 from odecourse._validation import check_choice, real_array
 
 __all__ = [
@@ -337,6 +337,22 @@ class _Terms(tuple):
         self._by_width[width] = rows, weights
         return rows, weights
 
+    def first_weight(self, like: Any) -> Any:
+        """The first weight as :func:`~odecourse._arrays.scalar_like` makes it for ``like``.
+
+        Built once per dtype: ``k * w`` then gives the bits of ``w * k`` with the float
+        ``w``, without torch wrapping and casting the float on every call.
+        """
+        try:
+            return self._first_weight[like.dtype]
+        except AttributeError:
+            self._first_weight: dict[Any, Any] = {}
+        except KeyError:
+            pass
+        weight = scalar_like(self[0][1], like)
+        self._first_weight[like.dtype] = weight
+        return weight
+
 
 def _nonzero(weights: np.ndarray) -> _Terms:
     return _Terms((i, float(w)) for i, w in enumerate(weights) if w != 0)
@@ -361,11 +377,15 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
         total = np.add.accumulate(total, 0)[-1] if len(total) > 1 else total[0]
         return h * total if y is None else y + h * total
     (first, weight), *rest = terms
-    dy = weight * k[first]
-    if type(dy) is np.ndarray or not is_torch(dy):
+    head = k[first]
+    if type(head) is np.ndarray or not is_torch(head):
+        dy = weight * head
         for j, w in rest:
             dy = dy + w * k[j]
         return h * dy if y is None else add_scaled(y, h, dy)
+    if type(terms) is _Terms:
+        weight = terms.first_weight(head)
+    dy = head * weight
     for j, w in rest:
         dy = dy.add(k[j], alpha=w)
     return h * dy if y is None else y.add(dy, alpha=h)
