@@ -6,8 +6,11 @@ of function evaluations, accepted steps, the max-norm error at the final time
 against a tight reference (SciPy DOP853, rtol 1e-13), and the wall time: the best
 of ``REPEATS`` runs, ours and SciPy's interleaved in the same process so that both
 see the same load, and their ratio.  A summary gives, per method, the geometric
-mean of the time ratios next to the target (ours <= 1.0 x SciPy's).  The script
-asserts nothing.
+mean of the time ratios next to the target (ours <= 1.0 x SciPy's).  A last table
+times one stage sum :math:`y + h \\sum_j a_{ij} k_j` both ways: ours, products and
+left-to-right sums by NumPy ufuncs (the same bits on every CPU), and SciPy's ``np.dot``
+(BLAS, whose kernel and so whose last bits depend on the CPU), and says whether the two
+agree to the last bit.  The script asserts nothing.
 
 Run: ``.venv/bin/python benchmarks/bench_solve_ivp.py`` (about a minute; add ``--cpu`` to time
 CPU rather than wall time on a busy machine).
@@ -18,11 +21,14 @@ from __future__ import annotations
 import math
 import sys
 import time
+import timeit
 
 import numpy as np
 import scipy.integrate
 
+from odecourse.dop853 import DOP853
 from odecourse.ivp import get_problem
+from odecourse.runge_kutta import _combine, _nonzero, get_tableau
 from odecourse.solve import solve_ivp
 
 #: The clock of every timing: wall time by default; with ``--cpu`` the CPU time of this
@@ -122,6 +128,43 @@ def main() -> None:
         mean = _geometric_mean(values)
         verdict = "met" if mean <= TARGET else "MISSED"
         print(f"  {method:<6} {mean:5.2f}  {verdict}")
+    stage_sum_table()
+
+
+def stage_sum_table(widths: tuple[int, ...] = (2, 4, 64), number: int = 200) -> None:
+    """Time one stage sum of dopri5 (row 6, five terms) and DOP853 (row 12, eleven terms)."""
+    print("\nOne stage sum y + h * sum_j a_ij k_j, best of 30 x 200 calls, interleaved")
+    header = (
+        f"{'method':<7} {'terms':>5} {'n':>4} | {'ours ns':>8} {'np.dot ns':>9} {'ratio':>5} "
+        "| same bits"
+    )
+    print(header)
+    print("-" * len(header))
+    rng = np.random.default_rng(0)
+    for name, row in (("dopri5", 5), ("DOP853", 11)):
+        tableau = get_tableau("dopri5") if name == "dopri5" else DOP853
+        terms = _nonzero(tableau.A[row])
+        a = np.ascontiguousarray(tableau.A[row, :row])
+        for n in widths:
+            k = rng.standard_normal((tableau.stages, n))
+            y, h = rng.standard_normal(n), 0.01
+            h_array = np.array(h)  # as rk_step passes it for stacked stages
+
+            def ours(k=k, y=y, terms=terms, h=h_array):
+                return _combine(y, h, terms, k)
+
+            def scipy_sum(k=k, y=y, a=a, h=h, row=row):  # scipy.integrate._ivp.rk.rk_step
+                return y + np.dot(k[:row].T, a) * h
+
+            best = [math.inf, math.inf]
+            for _ in range(30):
+                best[0] = min(best[0], timeit.timeit(ours, number=number) / number)
+                best[1] = min(best[1], timeit.timeit(scipy_sum, number=number) / number)
+            same = "yes" if np.array_equal(ours(), scipy_sum()) else "no"
+            print(
+                f"{name:<7} {len(terms):>5d} {n:>4d} | {1e9 * best[0]:>8.0f} {1e9 * best[1]:>9.0f} "
+                f"{best[0] / best[1]:>5.2f} | {same}"
+            )
 
 
 if __name__ == "__main__":
