@@ -383,7 +383,7 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
         for j, w in rest:
             dy = dy + w * k[j]
         return h * dy if y is None else add_scaled(y, h, dy)
-    if type(terms) is _Terms:
+    if type(terms) is _Terms and not head.requires_grad:  # autograd: the float is cheaper
         weight = terms.first_weight(head)
     dy = head * weight
     for j, w in rest:
