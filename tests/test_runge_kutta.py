@@ -273,7 +273,7 @@ def test_stacked_stages_give_the_same_bits_as_the_term_by_term_sum(name):
 
     tableau = DOP853 if name == "dop853" else TABLEAUS[name]
     rng = np.random.default_rng(3)
-    for n in (1, 2, 5):
+    for n in (1, 2, 5, 15, 16, 64, 300):  # the sum of rows switches method at 16 entries
         y = rng.standard_normal(n)
         k = rng.standard_normal((tableau.stages, n)) * np.logspace(-8, 8, tableau.stages)[:, None]
         rows = [*tableau._rows, *tableau._weights, tableau._error2_weights]
