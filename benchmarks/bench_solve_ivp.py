@@ -10,8 +10,9 @@ mean of the time ratios next to the target (ours <= 1.0 x SciPy's).  A second ta
 times wider systems, a heat equation on 16, 64 and 256 grid points (not part of the
 target's mean: it shows how the ratio moves with the state size).  On 64 points the
 steps sit at the explicit methods' stability limit, where accepting a step hinges on the
-last bits of the error estimate: there the NFE can differ from SciPy's, and did with
-every order of summing the stages that we tried.  A last table
+last bits of the error estimate, which differ between our sums and SciPy's (see the last
+table): there the NFE can differ from SciPy's although the algorithm is the same.  A
+last table
 times one stage sum :math:`y + h \\sum_j a_{ij} k_j` both ways: ours, products and
 left-to-right sums by NumPy ufuncs (the same bits on every CPU), and SciPy's ``np.dot``
 (BLAS, whose kernel and so whose last bits depend on the CPU), and says whether the two
