@@ -8,15 +8,15 @@ of ``REPEATS`` runs, ours and SciPy's interleaved in the same process so that bo
 see the same load, and their ratio.  A summary gives, per method, the geometric
 mean of the time ratios next to the target (ours <= 1.0 x SciPy's).  A second table
 times wider systems, a heat equation on 16, 64 and 256 grid points (not part of the
-target's mean: it shows how the ratio moves with the state size).  On 64 points the
-steps sit at the explicit methods' stability limit, where accepting a step hinges on the
-last bits of the error estimate, which differ between our sums and SciPy's (see the last
-table): there the NFE can differ from SciPy's although the algorithm is the same.  A
-last table
-times one stage sum :math:`y + h \\sum_j a_{ij} k_j` both ways: ours, products and
-left-to-right sums by NumPy ufuncs (the same bits on every CPU), and SciPy's ``np.dot``
-(BLAS, whose kernel and so whose last bits depend on the CPU), and says whether the two
-agree to the last bit.  The script asserts nothing.
+target's mean: it shows how the ratio moves with the state size).  On the finer grids
+the steps sit at the explicit methods' stability limit, where accepting a step hinges on
+the last bits of the error estimate, and those differ between our stage sums and SciPy's:
+there the NFE can differ from SciPy's although the algorithm is the same (on 64 points,
+on this machine, they do).  A last table times one stage sum
+:math:`y + h \\sum_j a_{ij} k_j` both ways: ours, products and left-to-right sums by
+NumPy ufuncs (the same bits on every CPU), and SciPy's ``np.dot`` (BLAS, whose kernel
+and so whose last bits depend on the CPU), and says whether the two agree to the last
+bit.  The script asserts nothing.
 
 Run: ``.venv/bin/python benchmarks/bench_solve_ivp.py`` (about a minute; add ``--cpu`` to time
 CPU rather than wall time on a busy machine).
