@@ -314,44 +314,41 @@ class _Terms(tuple):
     """The ``(j, w_j)`` pairs of a weighted sum of stages, and the same as two arrays.
 
     :meth:`columns` gives the stage indices (a slice when they are consecutive) and the
-    weights as an array of one row per term, for stages stacked as the rows of one array.
+    weights as an array of one row per term, for stages stacked as the rows of one array;
+    :meth:`first_weight` the first weight as a 0-d tensor where that changes no bit.  Both
+    are built once and kept.
     """
+
+    def __new__(cls, terms: Any = ()) -> _Terms:
+        self = super().__new__(cls, terms)
+        self._by_width: dict[int, tuple[slice | np.ndarray, np.ndarray]] = {}
+        self._first_weight: dict[Any, Any] = {}
+        return self
 
     def columns(self, width: int) -> tuple[slice | np.ndarray, np.ndarray]:
         """Stage indices and weights, each weight repeated ``width`` times along its row.
 
         Multiplying stacked stages by an array of their own shape is cheaper than
-        broadcasting a column of weights across them; the arrays are built once per width.
+        broadcasting a column of weights across them.
         """
-        try:
-            return self._by_width[width]
-        except AttributeError:
-            self._by_width: dict[int, tuple[slice | np.ndarray, np.ndarray]] = {}
-        except KeyError:
-            pass
-        index = [j for j, _ in self]
-        consecutive = index == list(range(index[0], index[-1] + 1))
-        rows = slice(index[0], index[-1] + 1) if consecutive else np.array(index)
-        weights = np.repeat(np.array([[w] for _, w in self]), width, axis=1)
-        weights.flags.writeable = False
-        self._by_width[width] = rows, weights
-        return rows, weights
+        if width not in self._by_width:
+            index = [j for j, _ in self]
+            consecutive = index == list(range(index[0], index[-1] + 1))
+            rows = slice(index[0], index[-1] + 1) if consecutive else np.array(index)
+            weights = np.repeat(np.array([[w] for _, w in self]), width, axis=1)
+            weights.flags.writeable = False
+            self._by_width[width] = rows, weights
+        return self._by_width[width]
 
     def first_weight(self, like: Any) -> Any:
         """The first weight as :func:`~odecourse._arrays.scalar_like` makes it for ``like``.
 
-        Built once per dtype: ``k * w`` then gives the bits of ``w * k`` with the float
-        ``w``, without torch wrapping and casting the float on every call.
+        ``k * w`` then gives the bits of ``w * k`` with the float ``w``, without torch
+        wrapping and casting the float on every call.
         """
-        try:
-            return self._first_weight[like.dtype]
-        except AttributeError:
-            self._first_weight: dict[Any, Any] = {}
-        except KeyError:
-            pass
-        weight = scalar_like(self[0][1], like)
-        self._first_weight[like.dtype] = weight
-        return weight
+        if like.dtype not in self._first_weight:
+            self._first_weight[like.dtype] = scalar_like(self[0][1], like)
+        return self._first_weight[like.dtype]
 
 
 def _nonzero(weights: np.ndarray) -> _Terms:
@@ -385,7 +382,7 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
     With ``y`` None it returns :math:`h \\sum_j w_j k_j` alone (an error estimate).  The sum
     runs left to right, :math:`(w_1 k_1 + w_2 k_2) + w_3 k_3 + \\dots`.  Stages stacked as
     the rows of one float64 array (as :func:`rk_step` keeps them for a NumPy state) are
-    summed in that same order by ``np.add.accumulate`` in one pass per operation instead of
+    summed in that same order by :func:`_sum_rows`, one NumPy call per operation instead of
     one per term, so the result is the same to the last bit; torch tensors are summed by
     ``Tensor.add`` with ``alpha``, one fused operation (and autograd node) per term.
     """
