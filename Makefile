@@ -17,12 +17,15 @@ JOBS ?= 2
 NBVAL = $(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
 # A processor without AVX-512 or AVX2: PyTorch's scalar kernels, MKL's compatible code path,
+# OpenBLAS's Sandy Bridge kernels (no fused multiply-add; NumPy's and SciPy's BLAS and LAPACK),
 # one thread, and NumPy at its baseline (X86_V3/X86_V4 are NumPy 2's names, the AVX512_*
 # names older NumPy's; names a NumPy does not know are ignored).
-SCALAR_CPU = ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1 \
+SCALAR_CPU = ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OPENBLAS_CORETYPE=Sandybridge \
+	OMP_NUM_THREADS=1 \
 	NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512F AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
-# An AVX2 processor without AVX-512 (an older Intel or AMD CPU), with two threads.
-AVX2_CPU = ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OMP_NUM_THREADS=2 \
+# An AVX2 processor without AVX-512 (an older Intel or AMD CPU; OpenBLAS's Haswell kernels),
+# with two threads.
+AVX2_CPU = ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OPENBLAS_CORETYPE=Haswell OMP_NUM_THREADS=2 \
 	NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512F AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
 
 .PHONY: help venv book pdf pdf-packages test test-portable test-site test-pdf lint format notebooks nbval benchmarks assignments clean
