@@ -1,4 +1,4 @@
-"""Compare odecourse.odeint / odeint_adjoint with torchdiffeq on one neural ODE.
+r"""Compare odecourse.odeint / odeint_adjoint with torchdiffeq on one neural ODE.
 
 The model is a 2-32-32-2 tanh MLP vector field on a batch of 256 states,
 integrated over t in [0, 4]; the loss is the mean square of z(4).  Rows:
@@ -28,6 +28,12 @@ tight loop, runs faster than inside a solve, so this estimate is higher).  Each
 solve is the best of 9, the libraries interleaved.  The targets (no autograd, our
 dopri5): overhead <= 30% at batch 256 and <= 20% at batch 4096.
 
+A last table times one stage sum :math:`y + h \sum_j a_{ij} k_j` at batch 256 and 4096:
+ours (one ``Tensor.add`` per term), one matrix product over the stages stacked as a
+matrix (stacking included), and the product alone on stages already stacked; and it says
+whether the product gives our bits.  It shows what the matrix product would save per
+sum.
+
 torchdiffeq is optional: ``.venv/bin/pip install torchdiffeq==0.2.5 --no-deps``;
 without it the torchdiffeq rows are skipped.  Runs single-threaded on the CPU.
 
@@ -39,8 +45,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +59,7 @@ from torch import nn
 from odecourse.adjoint import odeint_adjoint
 from odecourse.memory import saved_tensor_bytes
 from odecourse.odeint import CountedFunc, odeint
-from odecourse.runge_kutta import get_tableau
+from odecourse.runge_kutta import _combine, get_tableau
 
 try:
     import torchdiffeq
@@ -275,11 +283,84 @@ def overhead_table() -> None:
                 )
 
 
+STAGE_SUM_BATCHES = (256, 4096)
+STAGE_SUM_H = 0.01
+
+
+def _stage_sums(y: torch.Tensor | None, terms: Any, k: list[torch.Tensor]) -> tuple:
+    """The three ways of :func:`stage_sum_table` to form ``y + h * sum_j w_j k_j``.
+
+    With ``y`` None they form ``h * sum_j w_j k_j`` alone, as for an error estimate.
+    """
+    h, index = STAGE_SUM_H, [j for j, _ in terms]
+    weights = torch.tensor([[w for _, w in terms]], dtype=k[0].dtype)
+    stacked = torch.stack([k[j] for j in index]).view(len(index), -1)
+    shape = k[0].shape
+
+    def product(stages: torch.Tensor) -> torch.Tensor:
+        if y is None:
+            return torch.mm(weights, stages).mul_(h).view(shape)
+        return torch.addmm(y.view(1, -1), weights, stages, alpha=h).view(shape)
+
+    def ours() -> torch.Tensor:
+        return _combine(y, h, terms, k)
+
+    def stack_mm() -> torch.Tensor:
+        return product(torch.stack([k[j] for j in index]).view(len(index), -1))
+
+    def mm_only() -> torch.Tensor:
+        return product(stacked)
+
+    return ours, stack_mm, mm_only
+
+
+def stage_sum_table(number: int = 200) -> None:
+    """Time one stage sum of dopri5 on float32 states of shape (batch, 2), three ways.
+
+    ``ours`` is the core's sum (:func:`odecourse.runge_kutta._combine`): one
+    ``Tensor.add(alpha=)`` per term.  ``stack+mm`` is one matrix product over the stages
+    stacked as the rows of a matrix, ``torch.addmm(y, a_i, K, alpha=h)``, with the stacking
+    counted (the core keeps the stages as separate tensors, as the field returns them).
+    ``mm only`` is the product alone, on stages already stacked: the most a stacked layout
+    could save.  The last column says whether the product gives our bits.
+    """
+    print(
+        "\nOne stage sum y + h * sum_j a_ij k_j of dopri5 (float32, state (batch, 2)), "
+        f"best of 30 x {number} calls, interleaved"
+    )
+    header = (
+        f"{'row':<12} {'terms':>5} {'batch':>5} | {'ours us':>8} {'stack+mm us':>11} "
+        f"{'mm only us':>10} | same bits"
+    )
+    print(header)
+    print("-" * len(header))
+    tableau = get_tableau("dopri5")
+    generator = torch.Generator().manual_seed(3)
+    for batch in STAGE_SUM_BATCHES:
+        k = [torch.randn(batch, 2, generator=generator) for _ in range(tableau.stages)]
+        y = torch.randn(batch, 2, generator=generator)
+        for label, state, terms in (
+            ("stage 6", y, tableau._rows[5]),
+            ("error", None, tableau._weights[1]),
+        ):
+            runs = _stage_sums(state, terms, k)
+            best = [math.inf] * len(runs)
+            for _ in range(30):
+                for i, run in enumerate(runs):
+                    best[i] = min(best[i], timeit.timeit(run, number=number) / number)
+            same = "yes" if torch.equal(runs[0](), runs[1]()) else "no"
+            print(
+                f"{label:<12} {len(terms):>5d} {batch:>5d} | {1e6 * best[0]:>8.1f} "
+                f"{1e6 * best[1]:>11.1f} {1e6 * best[2]:>10.1f} | {same}"
+            )
+
+
 def main() -> None:
     torch.set_num_threads(1)
     print("dopri5* = our dopri5 with torchdiffeq's embedded error weights (Shampine's estimator).")
     comparison_table()
     overhead_table()
+    stage_sum_table()
 
 
 if __name__ == "__main__":
