@@ -294,8 +294,10 @@ def _stage_sums(y: torch.Tensor | None, terms: Any, k: list[torch.Tensor]) -> tu
     """
     h, index = STAGE_SUM_H, [j for j, _ in terms]
     weights = torch.tensor([[w for _, w in terms]], dtype=k[0].dtype)
-    stacked = torch.stack([k[j] for j in index]).view(len(index), -1)
     shape = k[0].shape
+
+    def stack() -> torch.Tensor:
+        return torch.stack([k[j] for j in index]).view(len(index), -1)
 
     def product(stages: torch.Tensor) -> torch.Tensor:
         if y is None:
@@ -306,7 +308,9 @@ def _stage_sums(y: torch.Tensor | None, terms: Any, k: list[torch.Tensor]) -> tu
         return _combine(y, h, terms, k)
 
     def stack_mm() -> torch.Tensor:
-        return product(torch.stack([k[j] for j in index]).view(len(index), -1))
+        return product(stack())
+
+    stacked = stack()
 
     def mm_only() -> torch.Tensor:
         return product(stacked)
