@@ -295,6 +295,7 @@ def test_tensor_stage_sums_give_the_bits_of_the_plain_formula(dtype):
     generator = torch.Generator().manual_seed(4)
     k = [torch.randn(64, 3, generator=generator).to(dtype) * 3.0**j for j in range(7)]
     y = torch.randn(64, 3, generator=generator).to(dtype)
+    before = [stage.clone() for stage in (y, *k)]
     for terms in [*tableau._rows[1:], *tableau._weights]:
         (first, weight), *rest = terms
         dy = weight * k[first]
@@ -302,6 +303,27 @@ def test_tensor_stage_sums_give_the_bits_of_the_plain_formula(dtype):
             dy = dy.add(k[j], alpha=w)
         assert torch.equal(_combine(y, 0.37, terms, k), y.add(dy, alpha=0.37))
         assert torch.equal(_combine(None, 0.37, terms, k), 0.37 * dy)
+    # The sum accumulates in place, in a tensor of its own: the stages and y are untouched.
+    assert all(torch.equal(a, b) for a, b in zip(before, (y, *k), strict=True))
+
+
+def test_tensor_stage_sum_gradients_match_finite_differences():
+    # The in-place accumulation must leave autograd's graph right, for the stages and for y.
+    from odecourse.runge_kutta import _combine
+
+    terms = TABLEAUS["dopri5"]._rows[5]  # five terms
+    generator = torch.Generator().manual_seed(5)
+    inputs = [torch.randn(4, 2, generator=generator, dtype=torch.float64) for _ in range(7)]
+    inputs = [x.requires_grad_() for x in inputs]
+
+    def stage_sum(y, *k):
+        return _combine(y, 0.37, terms, list(k))
+
+    def error_estimate(*k):
+        return _combine(None, 0.37, terms, list(k))
+
+    assert torch.autograd.gradcheck(stage_sum, inputs)
+    assert torch.autograd.gradcheck(error_estimate, inputs[:6])
 
 
 def test_scalar_like_makes_a_tensor_only_where_no_bit_changes():

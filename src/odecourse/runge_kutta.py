@@ -384,7 +384,9 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
     the rows of one float64 array (as :func:`rk_step` keeps them for a NumPy state) are
     summed in that same order by :func:`_sum_rows`, one NumPy call per operation instead of
     one per term, so the result is the same to the last bit; torch tensors are summed by
-    ``Tensor.add`` with ``alpha``, one fused operation (and autograd node) per term.
+    ``Tensor.add_`` with ``alpha``, one fused operation (and autograd node) per term, into
+    the product of the first term (a tensor of its own, so nothing else sees it change; in
+    place, the sum allocates no tensor per term, as the out-of-place ``add`` would).
     """
     if not terms:
         return 0.0 if y is None else y
@@ -401,10 +403,10 @@ def _combine(y: Any, h: float, terms: Sequence[tuple[int, float]], k: Sequence[A
         return h * dy if y is None else add_scaled(y, h, dy)
     if type(terms) is _Terms and not head.requires_grad:  # autograd: the float is cheaper
         weight = terms.first_weight(head)
-    dy = head * weight
+    dy = head * weight  # a new tensor: the sum accumulates in it, in place
     for j, w in rest:
-        dy = dy.add(k[j], alpha=w)
-    return h * dy if y is None else y.add(dy, alpha=h)
+        dy.add_(k[j], alpha=w)
+    return dy.mul_(h) if y is None else y.add(dy, alpha=h)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs microseconds per step to build
