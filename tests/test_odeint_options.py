@@ -67,7 +67,7 @@ def jump_gradient(x0: torch.Tensor, t: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", [F64, F32])
 @pytest.mark.parametrize("method", ["dopri5", "bosh3"])
-def test_jump_t_needs_fewer_evaluations_and_is_more_accurate(method, dtype):
+def test_jump_t_needs_fewer_evaluations_for_the_same_or_better_accuracy(method, dtype):
     x0 = torch.tensor([1.0, 2.0], dtype=dtype)
     t = torch.tensor([0.0, 1.0])
     plain, jumped = JumpF(), JumpF()
@@ -78,8 +78,13 @@ def test_jump_t_needs_fewer_evaluations_and_is_more_accurate(method, dtype):
     exact = jump_solution(x0, 1.0)
     error_plain = (y_plain[-1].double() - exact).abs().max().item()
     error_jump = (y_jump[-1].double() - exact).abs().max().item()
-    assert error_jump < error_plain
     assert error_jump < 5e-4
+    # dopri5 across the jump loses accuracy (7e-4 to 1.3e-3 against 1.0e-5 to 1.3e-5 with
+    # jump_t). bosh3's error is its global error on the smooth pieces either way (1.2e-4
+    # with jump_t); without it the error lands anywhere from 1.0e-4 to 2.9e-4 depending on
+    # how the rejected steps at the jump round, which differs between CPU kernels in
+    # float32. So bosh3 only has to be about as accurate.
+    assert error_jump < (0.1 if method == "dopri5" else 2.0) * error_plain
 
 
 @pytest.mark.parametrize("dtype", [F64, F32])

@@ -131,7 +131,10 @@ def test_gradcheck_with_dense_output_from_extra_stages():
         return odeint(f, y0, t, method=DOP853, rtol=1e-9, atol=1e-11)
 
     assert torch.autograd.gradcheck(solve, (y0, t))
-    torch.testing.assert_close(solve(y0, t), solve(y0, t.detach()), rtol=1e-13, atol=0)
+    # With t requiring grad the stage times are formed as tensors, without as floats: they
+    # can differ in the last bit, which the integration carries to about 1e-13 relative
+    # (1.9e-13 with the scalar kernels of PyTorch, MKL and OpenBLAS, as in test-portable).
+    torch.testing.assert_close(solve(y0, t), solve(y0, t.detach()), rtol=1e-12, atol=0)
 
 
 def test_fixed_step_gradient_is_the_derivative_of_the_discrete_solution():
