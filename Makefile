@@ -13,8 +13,7 @@ NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 JOBS ?= 2
 
-# nbval on every notebook; test-portable runs it (and the package tests) again with the
-# kernels of other CPUs.
+# nbval on every notebook; test-portable runs it again with the kernels of other CPUs.
 NBVAL = $(BIN)/python -m pytest -x -n $(JOBS) --dist loadfile --nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg chapters
 # A processor without AVX-512 or AVX2: PyTorch's scalar kernels, MKL's compatible code path,
@@ -34,7 +33,7 @@ AVX2_CPU = ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OPENBLAS_CORETYPE=Haswell OMP_
 help:
 	@echo "make book       build the HTML book (executes every notebook) into _build/html"
 	@echo "make test       ruff, the student edition, package tests, notebook checks and nbval"
-	@echo "make test-portable nbval (and the package tests) again under the floating-point kernels of other CPUs"
+	@echo "make test-portable nbval again under the floating-point kernels of other CPUs"
 	@echo "make test-site  check the built book in headless Chromium (after make book)"
 	@echo "make pdf        build the PDF edition with XeLaTeX into _build/latex and check it"
 	@echo "make test-pdf   check the PDF edition again (page count, chapter titles, LaTeX log)"
@@ -109,8 +108,6 @@ nbval: $(STAMP)
 test-portable: $(STAMP)
 	@echo "== nbval with scalar kernels and one thread (no AVX2, no AVX-512)"
 	env $(SCALAR_CPU) $(NBVAL)
-	@echo "== the package tests with the same kernels"
-	env $(SCALAR_CPU) $(BIN)/python -m pytest -x -n $(JOBS) tests
 	@echo "== nbval with AVX2 kernels and two threads (no AVX-512)"
 	env $(AVX2_CPU) $(NBVAL)
 
