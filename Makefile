@@ -114,9 +114,9 @@ test: lint assignments $(STAMP)
 	env $(ONE_THREAD) $(NBVAL)
 
 nbval: $(STAMP)
-	$(NBVAL)
+	env $(ONE_THREAD) $(NBVAL)
 
-# Stored outputs must hold on any CPU, not only on the one that wrote them.
+# Stored outputs and tested claims must hold on any CPU, not only on the one that wrote them.
 test-portable: $(STAMP)
 	@echo "== scalar kernels and one thread (no AVX2, no AVX-512): package tests, then nbval"
 	env $(SCALAR_CPU) $(PORTABLE_PACKAGE)
